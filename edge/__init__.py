@@ -1,0 +1,3 @@
+"""edge-gate: the gate daemon package."""
+
+__version__ = "0.1.0"
