@@ -1,0 +1,95 @@
+"""Modbus RTU relay boards through minimalmodbus: coils switch relays, discrete inputs carry PASS and door.
+
+Switching writes one coil (function 05, FF00 on / 0000 off) and reads it back (function 01); the
+inputs are polled with function 02. Framing and CRC are minimalmodbus's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Literal
+
+import minimalmodbus
+import serial
+from pydantic import Field, model_validator
+
+from drivers.relay.base import BaseRelay, RelayConfigBase
+from drivers.serial_port import open_serial
+
+
+class ModbusRtuConfig(RelayConfigBase):
+    type: Literal["modbus_rtu"] = Field("modbus_rtu", description="Modbus RTU relay board (RS-485 adapter).")
+    port: str = Field("/dev/ttyUSB0", description="Serial port of the RS-485 adapter.")
+    baud: int = Field(9600, ge=1200, le=115200, description="Serial speed (8N1).")
+    slave: int = Field(1, ge=1, le=247, description="The board's Modbus address.")
+    coil: int = Field(0, ge=0, le=65535, description="Coil address of the turnstile relay (0 = relay 1).")
+    verify: bool = Field(True, description="Read the coil back (function 01) after every write.")
+    pass_input: int | None = Field(None, ge=0, le=65535, description="Discrete input wired to the "
+                                   "turnstile's PASS output (function 02), or unset.")
+    door_input: int | None = Field(None, ge=0, le=65535, description="Discrete input wired to a door "
+                                   "sensor, or unset.")
+    inputs_active_low: bool = Field(False, description="Inputs read 0 when active (normally-closed wiring).")
+    timeout_s: float = Field(0.2, gt=0, le=5, description="How long to wait for the board's answer.")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ModbusRtuConfig:
+        if self.pass_input is not None and self.pass_input == self.door_input:
+            raise ValueError("pass_input and door_input must be different discrete inputs")
+        return self
+
+
+class ModbusRtuRelay(BaseRelay):
+    name = "modbus_rtu"
+
+    def __init__(self, cfg: ModbusRtuConfig) -> None:
+        super().__init__(cfg)
+        self.cfg = cfg
+        self._serial: serial.Serial | None = None
+        self._instrument: minimalmodbus.Instrument | None = None
+        self._input_map = {name: addr for name, addr in (("pass", cfg.pass_input), ("door", cfg.door_input))
+                           if addr is not None}
+        self.input_names = tuple(self._input_map)
+
+    def _open(self) -> None:
+        ser = open_serial(self.cfg.port, self.cfg.baud, timeout=self.cfg.timeout_s)
+        instrument = minimalmodbus.Instrument(ser, self.cfg.slave, mode=minimalmodbus.MODE_RTU)
+        instrument.clear_buffers_before_each_transaction = True
+        self._serial, self._instrument = ser, instrument
+
+    def _close_port(self) -> None:
+        ser, self._serial, self._instrument = self._serial, None, None
+        if ser is not None:
+            with contextlib.suppress(OSError, serial.SerialException):
+                ser.close()
+
+    def _modbus(self) -> minimalmodbus.Instrument:
+        if self._instrument is None:
+            self._open()
+        assert self._instrument is not None
+        return self._instrument
+
+    def _write(self, on: bool) -> None:
+        instrument = self._modbus()
+        instrument.write_bit(self.cfg.coil, 1 if on else 0, functioncode=5)
+        if self.cfg.verify:
+            state = instrument.read_bit(self.cfg.coil, functioncode=1)
+            if bool(state) != on:
+                raise OSError(f"coil {self.cfg.coil} reads back {state} after writing {int(on)}")
+
+    def read_coil(self) -> bool:
+        """The coil as the board reports it (function 01)."""
+        with self._io:
+            return bool(self._modbus().read_bit(self.cfg.coil, functioncode=1))
+
+    def _read_inputs(self) -> dict[str, bool]:
+        if not self._input_map:
+            return {}
+        instrument = self._modbus()
+        first = min(self._input_map.values())
+        count = max(self._input_map.values()) - first + 1
+        if count <= 64:  # one request for neighbouring inputs
+            bits = instrument.read_bits(first, count, functioncode=2)
+            raw = {name: bits[addr - first] for name, addr in self._input_map.items()}
+        else:
+            raw = {name: instrument.read_bit(addr, functioncode=2) for name, addr in self._input_map.items()}
+        return {name: bool(value) != self.cfg.inputs_active_low for name, value in raw.items()}

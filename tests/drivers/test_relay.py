@@ -1,0 +1,262 @@
+"""Relay drivers against the board simulators over real pseudo-terminals."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from pydantic import TypeAdapter, ValidationError
+
+from drivers.relay import LcusConfig, ModbusRtuConfig, RelayConfig, RelayError, RelaySimConfig, make_relay
+from drivers.relay.base import BaseRelay, InputEvent
+from drivers.relay.lcus import LcusRelay, lcus_frame
+from drivers.relay.modbus_rtu import ModbusRtuRelay
+from drivers.relay.sim import LcusSim, ModbusSim, RelayTiming
+
+ON = bytes.fromhex("A00101A2")
+OFF = bytes.fromhex("A00100A1")
+FAST = RelayTiming(pass_delay_s=0.05, pass_width_s=0.08, door_hold_s=0.05, tailgate_every_s=0.3,
+                   unplug_after_s=0.3, unplug_for_s=0.3, corrupt_every=3)
+
+
+def wait_until(cond: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return cond()
+
+
+@pytest.fixture
+def cleanup() -> Iterator[list[object]]:
+    items: list[object] = []
+    yield items
+    for item in reversed(items):
+        if isinstance(item, BaseRelay):
+            item.close()
+        elif isinstance(item, LcusSim | ModbusSim):
+            item.stop()
+
+
+def test_lcus_frames() -> None:
+    assert lcus_frame(1, True) == ON and lcus_frame(1, False) == OFF
+    assert lcus_frame(2, True) == bytes.fromhex("A00201A3")
+
+
+def test_lcus_forced_off_pulse_and_close(cleanup: list[object]) -> None:
+    sim = LcusSim()
+    sim.start()
+    cleanup.append(sim)
+    relay = LcusRelay(LcusConfig(port=sim.path))
+    relay.start()
+    cleanup.append(relay)
+    assert wait_until(lambda: sim.log.frames == [OFF])  # forced off at start
+    t0 = time.monotonic()
+    relay.pulse(400)
+    assert time.monotonic() - t0 < 0.1  # returns at once
+    assert relay.state and relay.pulsing
+    assert wait_until(lambda: sim.coil(1))
+    relay.pulse(150)  # during the pulse: at most extends it, no second ON frame
+    assert relay.wait_idle(2.0)
+    assert wait_until(lambda: not sim.coil(1))
+    assert sim.log.frames == [OFF, ON, OFF]
+    on, off = sim.log.changes[0], sim.log.changes[1]
+    assert on.on and not off.on and off.t - on.t >= 0.39
+    relay.set(True)
+    assert wait_until(lambda: sim.coil(1))
+    relay.close()  # forced off at exit
+    assert wait_until(lambda: not sim.coil(1))
+    assert sim.log.frames[-1] == OFF
+
+
+def test_lcus_sim_ignores_corrupt_frames(cleanup: list[object]) -> None:
+    sim = LcusSim()
+    sim.start()
+    cleanup.append(sim)
+    import serial
+
+    with serial.Serial(sim.path, 9600, timeout=0.5) as ser:
+        ser.write(b"\xff\xa0\x01\x01\xa3" + b"\x00\xa0" + ON)  # bad sum, junk, then a good frame
+    assert wait_until(lambda: sim.coil(1))
+    assert sim.log.frames == [ON] and sim.log.bad_frames >= 1
+
+
+def test_lcus_write_failure_raises_clear_error(cleanup: list[object]) -> None:
+    sim = LcusSim()
+    sim.use_auto_link()
+    sim.start()
+    cleanup.append(sim)
+    relay = LcusRelay(LcusConfig(port=sim.path))
+    relay.start()
+    cleanup.append(relay)
+    sim.unplug()  # USB cable pulled
+
+    def set_off_fails() -> bool:
+        # the kernel hangs a pty up asynchronously: a write just after the close may still be accepted
+        try:
+            relay.set(False)
+        except RelayError as exc:
+            assert "could not switch the relay off" in str(exc)
+            return True
+        return False
+
+    assert wait_until(set_off_fails)
+    with pytest.raises(RelayError, match="could not switch the relay on"):
+        relay.pulse(100)
+    assert relay.stats.write_failures >= 1 and relay.stats.last_error
+    sim.plug()  # plugged back: the next pulse reopens the port and works
+    relay.pulse(50)
+    assert wait_until(lambda: ON in sim.log.frames)
+    assert relay.wait_idle(2.0)
+
+
+def test_start_on_missing_port_raises() -> None:
+    relay = LcusRelay(LcusConfig(port="/nonexistent/ttyUSB9"))
+    with pytest.raises(RelayError, match="cannot open"):
+        relay.start()
+    with pytest.raises(RelayError, match="before start"):
+        relay.pulse(100)
+
+
+def test_pulse_length_checked(cleanup: list[object]) -> None:
+    sim = LcusSim()
+    sim.start()
+    cleanup.append(sim)
+    relay = LcusRelay(LcusConfig(port=sim.path, max_pulse_ms=1000))
+    relay.start()
+    cleanup.append(relay)
+    for ms in (0, -5, 1001):
+        with pytest.raises(RelayError, match="outside"):
+            relay.pulse(ms)
+    assert not relay.state
+
+
+def _modbus(cleanup: list[object], scenario: str = "normal",
+            **cfg: object) -> tuple[ModbusSim, ModbusRtuRelay]:
+    sim = ModbusSim(scenario, timing=FAST, seed=3)
+    sim.start()
+    cleanup.append(sim)
+    relay = ModbusRtuRelay(ModbusRtuConfig.model_validate(
+        {"port": sim.path, "pass_input": 0, "door_input": 1, "input_poll_s": 0.01, **cfg}))
+    relay.start()
+    cleanup.append(relay)
+    return sim, relay
+
+
+def test_modbus_pulse_readback_and_passage(cleanup: list[object]) -> None:
+    sim, relay = _modbus(cleanup)
+    assert sim.log.frames[0] == bytes.fromhex("010500000000CDCA")  # fn 05 coil 0 = 0000, forced off
+    assert sim.log.frames[1][:6] == bytes.fromhex("010100000001")  # fn 01 read back
+    relay.pulse(200)
+    assert sim.coils[0] and relay.read_coil()
+    writes = [f for f in sim.log.frames if f[1] == 5]
+    assert writes[-1][:6] == bytes.fromhex("01050000FF00")
+    events: list[InputEvent] = []
+
+    def seen(name: str, active: bool) -> bool:
+        events.extend(relay.events())
+        return any(e.name == name and e.active == active for e in events)
+
+    assert wait_until(lambda: seen("pass", True) and seen("pass", False) and seen("door", False))
+    assert relay.wait_idle(2.0) and not sim.coils[0]
+    assert sim.log.passes == 1
+    on_write = next(c.t for c in sim.log.changes if c.on)
+    pass_on = next(e.t for e in events if e.name == "pass" and e.active)
+    assert pass_on - on_write >= FAST.pass_delay_s - 0.01  # the passage came after the relay opened
+    assert all(a.t <= b.t for a, b in itertools.pairwise(events))
+    assert relay.stats.writes >= 3 and relay.stats.write_failures == 0
+
+
+def test_modbus_no_pass_and_tailgate(cleanup: list[object]) -> None:
+    _, relay = _modbus(cleanup, "no_pass")
+    relay.pulse(100)
+    assert relay.wait_idle(2.0)
+    time.sleep(0.15)
+    assert [e for e in relay.events() if e.name == "pass"] == []  # granted, not passed
+    sim2, relay2 = _modbus(cleanup, "tailgate")
+    assert wait_until(lambda: sim2.log.passes >= 1)
+    assert wait_until(lambda: any(e.name == "pass" and e.active for e in relay2.events()))
+    assert not sim2.coils[0]  # passage without grant: the relay never opened
+
+
+def test_modbus_garbage_replies_retried(cleanup: list[object]) -> None:
+    sim, relay = _modbus(cleanup, "garbage", input_poll_s=0.05)
+    for _ in range(4):
+        relay.pulse(30)
+        assert relay.wait_idle(2.0)
+    assert wait_until(lambda: relay.stats.write_failures + relay.stats.input_failures >= 1)
+    assert not sim.coils[0]
+
+
+def test_modbus_readback_mismatch_is_an_error(cleanup: list[object]) -> None:
+    sim, relay = _modbus(cleanup, "no_pass")
+    sim.stuck = True  # the board acknowledges the write but the coil stays off
+    with pytest.raises(RelayError, match="reads back 0 after writing 1"):
+        relay.pulse(100)
+    assert not relay.pulsing
+
+
+def test_modbus_exception_reply_is_an_error(cleanup: list[object]) -> None:
+    sim, relay = _modbus(cleanup, "no_pass", coil=3)
+    sim.coils = sim.coils[:2]  # a two-relay board: coil 3 does not exist (exception 02)
+    with pytest.raises(RelayError, match="could not switch the relay on"):
+        relay.pulse(100)
+
+
+def test_modbus_unplug_reappear(cleanup: list[object]) -> None:
+    sim, relay = _modbus(cleanup, "unplug")
+    assert wait_until(lambda: not sim.plugged)
+    assert wait_until(lambda: relay.stats.input_failures >= 1)
+    assert wait_until(lambda: sim.plugged)
+    sim.scenario = "normal"  # stays plugged from now on
+    assert wait_until(lambda: relay.stats.reconnects >= 1)
+    relay.pulse(50)  # works again on the new pty
+    assert relay.wait_idle(2.0)
+    assert any(f[1] == 5 and f[4:6] == b"\xff\x00" for f in sim.log.frames)
+
+
+def test_relay_sim_type_and_configs(cleanup: list[object]) -> None:
+    adapter: TypeAdapter[object] = TypeAdapter(RelayConfig)
+    cfg = adapter.validate_python({"type": "sim", "kind": "modbus"})
+    assert isinstance(cfg, RelaySimConfig)
+    relay = make_relay(cfg)
+    relay.start()
+    try:
+        relay.pulse(100)
+        assert relay.state
+        assert wait_until(lambda: relay.input_state("pass") is not None)
+    finally:
+        relay.close()
+    assert not relay.state
+    with pytest.raises(ValidationError):
+        adapter.validate_python({"type": "modbus_rtu", "pass_input": 2, "door_input": 2})
+    with pytest.raises(ValidationError):
+        adapter.validate_python({"type": "lcus", "channel": 9})
+    with pytest.raises(ValidationError):
+        adapter.validate_python({"type": "lcus", "unknown": True})
+
+
+def test_off_failure_keeps_retrying_and_blocks_new_pulses(cleanup: list[object]) -> None:
+    sim = LcusSim()
+    sim.use_auto_link()
+    sim.start()
+    cleanup.append(sim)
+    relay = LcusRelay(LcusConfig(port=sim.path))
+    relay.start()
+    cleanup.append(relay)
+    relay.pulse(100)
+    assert wait_until(lambda: sim.coil(1))
+    sim.unplug()  # the board vanishes while the relay is on
+    assert wait_until(lambda: relay.stats.write_failures >= 2, timeout=3)
+    assert relay.pulsing  # not pretending the relay is off
+    with pytest.raises(RelayError, match="could not be switched off"):
+        relay.pulse(100)
+    sim.plug()  # back: the worker's retry switches it off
+    assert relay.wait_idle(3.0)
+    assert not relay.state
+    assert wait_until(lambda: not sim.coil(1) and sim.log.frames[-1] == OFF)
+    relay.pulse(30)  # and pulses work again
+    assert relay.wait_idle(2.0)

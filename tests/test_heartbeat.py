@@ -1,0 +1,22 @@
+"""Heartbeat: a promise to check in by a deadline; broken promises mark a hung thread."""
+
+from __future__ import annotations
+
+import time
+
+from drivers.heartbeat import Heartbeat
+
+
+def test_fresh_until_the_promise_runs_out() -> None:
+    hb = Heartbeat()
+    assert not hb.fresh and hb.overdue_s is None  # never beaten: not fresh
+    hb.beat(0.2)
+    assert hb.fresh
+    overdue = hb.overdue_s
+    assert overdue is not None and overdue < 0
+    time.sleep(0.3)
+    assert not hb.fresh
+    overdue = hb.overdue_s
+    assert overdue is not None and overdue > 0
+    hb.beat(5.0)  # a planned long wait (reconnect backoff) is not a hang
+    assert hb.fresh
