@@ -1,0 +1,208 @@
+"""The gate's configuration: one pydantic tree, loaded from TOML, unknown keys refused.
+
+Every field has a default and a description, so `gate config show` prints a complete, documented
+configuration and `gate config check FILE` can point at the line of every error.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from drivers.relay import LcusConfig, RelayConfig
+from drivers.thermal import GyMcu90614Config, ThermalConfig
+from edge.camera import CameraConfig
+from edge.config_base import Section
+from edge.lane import LaneConfig
+from edge.models import DEFAULT_MODELS_DIR
+from edge.policy import PolicyConfig
+from edge.sync.config import MqttConfig
+from edge.temperature import TemperatureConfig
+from edge.vision.config import VisionSection
+from edge.web.config import WebConfig
+
+CONFIG_VERSION = 1
+
+
+class GateSection(Section):
+    id: str = Field("gate-1", description="This gate's id: MQTT client id and topic level; unique in the community.",
+                    pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    community: str = Field("demo", description="Community (residential estate) this gate belongs to.",
+                           pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    data_dir: Path = Field(Path("/var/lib/edge-gate"), description="Where the SQLite store and queues live.")
+
+
+class StoreSection(Section):
+    retention_days: float = Field(30.0, gt=0, le=3650, description="Events already delivered to the server are "
+                                  "deleted after this many days; undelivered events are never deleted.")
+    snapshots: bool = Field(False, description="Keep a face crop with each event (privacy: off by default).")
+    snapshot_retention_days: float = Field(7.0, gt=0, le=365, description="Face crops are deleted after this long.")
+
+
+class GateConfig(Section):
+    version: Literal[1] = Field(1, description="Config file format version.")
+    gate: GateSection = Field(default_factory=GateSection, description="Identity and storage of this gate.")
+    vision: VisionSection = Field(default_factory=VisionSection, description="Face detection and recognition.")
+    camera: CameraConfig = Field(default_factory=CameraConfig, description="The camera facing the lane.")
+    thermal: ThermalConfig = Field(default_factory=lambda: GyMcu90614Config(port="/dev/gate-thermal"),
+                                   description="The IR thermal sensor; `type` picks the driver.")
+    temperature: TemperatureConfig = Field(default_factory=TemperatureConfig,
+                                           description="Body temperature from the sensor's readings.")
+    lane: LaneConfig = Field(default_factory=LaneConfig, description="Tracking, voting and the relay pulse.")
+    policy: PolicyConfig = Field(default_factory=PolicyConfig, description="Who may pass, and the fever rule. "
+                                 "(gate_id is taken from [gate] id.)")
+    store: StoreSection = Field(default_factory=StoreSection, description="The local SQLite store.")
+    mqtt: MqttConfig = Field(default_factory=MqttConfig, description="Sync with the community server's MQTT "
+                             "broker: events out, signed whitelist pushes in.")
+    relay: RelayConfig = Field(default_factory=lambda: LcusConfig(port="/dev/gate-relay"),
+                               description="The relay wired to the turnstile; `type` picks the driver.")
+    web: WebConfig = Field(default_factory=WebConfig, description="The guards' status web page.")
+
+
+class ConfigError(ValueError):
+    """The config file is unreadable or invalid; `problems` holds one line per error, with its line number."""
+
+    def __init__(self, path: Path | None, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        where = f"{path}: " if path else ""
+        super().__init__(where + "; ".join(problems))
+
+
+_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"'.]+)\s*=")
+
+
+def _line_index(text: str) -> dict[tuple[str, ...], int]:
+    """Map dotted key paths (tables and keys) to their 1-based line number in a TOML text."""
+    index: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    for no, line in enumerate(text.splitlines(), start=1):
+        if m := _HEADER.match(line):
+            table = tuple(p.strip().strip("\"'") for p in m.group(1).split("."))
+            index.setdefault(table, no)
+        elif m := _KEY.match(line):
+            key = tuple(p.strip().strip("\"'") for p in m.group(1).split("."))
+            index.setdefault(table + key, no)
+    return index
+
+
+def _locate(index: dict[tuple[str, ...], int], loc: tuple[str | int, ...]) -> int | None:
+    path = tuple(str(p) for p in loc)
+    while path:
+        if path in index:
+            return index[path]
+        path = path[:-1]
+    return None
+
+
+def parse_config(text: str, path: Path | None = None) -> GateConfig:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, [f"TOML syntax: {exc}"]) from exc
+    try:
+        return GateConfig.model_validate(data)
+    except ValidationError as exc:
+        index = _line_index(text)
+        problems = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            line = _locate(index, loc)
+            dotted = ".".join(str(p) for p in loc) or "(top level)"
+            prefix = f"line {line}: " if line else ""
+            problems.append(f"{prefix}{dotted}: {err['msg']}")
+        raise ConfigError(path, problems) from exc
+
+
+def load_config(path: Path | str | None) -> GateConfig:
+    """Load and validate a config file; None gives the defaults."""
+    if path is None:
+        return GateConfig()
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(p, [f"cannot read: {exc.strerror or exc}"]) from exc
+    cfg = parse_config(text, p)
+    return _resolve_relative_paths(cfg, p.parent)
+
+
+def _resolve_relative_paths(cfg: GateConfig, base: Path) -> GateConfig:
+    """Relative paths in a config file are relative to the file's directory, not the working directory."""
+    if not cfg.gate.data_dir.is_absolute():
+        cfg.gate.data_dir = (base / cfg.gate.data_dir).resolve()
+    if not cfg.vision.models_dir.is_absolute():
+        cfg.vision.models_dir = (base / cfg.vision.models_dir).resolve()
+    if cfg.camera.type in ("folder", "file") and not Path(cfg.camera.source).is_absolute():
+        cfg.camera.source = str((base / cfg.camera.source).resolve())
+    return cfg
+
+
+def config_as_dict(cfg: GateConfig) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(cfg.model_dump_json())
+    return result
+
+
+def to_toml(cfg: GateConfig) -> str:
+    """Render the effective config as TOML, each key preceded by its description."""
+    lines: list[str] = []
+
+    def emit(model: BaseModel, path: list[str]) -> None:
+        scalars: list[tuple[str, Any, Any]] = []
+        tables: list[tuple[str, Any, Any]] = []
+        for name, field in type(model).model_fields.items():
+            value = getattr(model, name)
+            (tables if isinstance(value, BaseModel) else scalars).append((name, field, value))
+        if path and scalars:
+            lines.append(f"\n[{'.'.join(path)}]")
+        for name, field, value in scalars:
+            if field.description:
+                lines.append(f"# {field.description}")
+            if value is None:
+                lines.append(f"# {name} = (unset)")
+            else:
+                lines.append(f"{name} = {_toml_value(value)}")
+        for name, _field, value in tables:
+            emit(value, [*path, name])
+
+    emit(cfg, [])
+    return "\n".join(lines).lstrip() + "\n"
+
+
+EXAMPLE_HEADER = """\
+# edge-gate configuration: every option, with its default and what it does.
+# Copy to /etc/edge-gate/gate.toml and change what your gate needs; unknown keys are refused.
+# Check a file with `gate config check FILE`; print the effective config with `gate config show`.
+# Relative paths are relative to this file's directory.
+# This file is generated by `gate config example > config/gate.example.toml` (a test keeps it in sync).
+
+"""
+
+
+def example_toml() -> str:
+    """The documented example config: the defaults, with install-specific paths left as comments."""
+    body = to_toml(GateConfig())
+    default_models = _toml_value(DEFAULT_MODELS_DIR)
+    body = body.replace(f"models_dir = {default_models}",
+                        '# models_dir = "/opt/edge-gate/models"  (default: the models/ folder of the installation)')
+    return EXAMPLE_HEADER + body
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, Path):
+        return json.dumps(str(value))
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    return json.dumps(str(value))

@@ -1,0 +1,353 @@
+"""`gate run`: wires camera, vision, drivers, policy and store together and supervises them.
+
+Threads: camera capture, the vision loop (one Lane), the thermal reader, the relay's pulse timer, the
+store writer, and this supervisor, which checks each part's freshness every second, raises an alarm
+when a part fails or recovers, restarts what died, and on SIGTERM turns the relay off and flushes the
+store before exiting.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from drivers.heartbeat import Heartbeat
+from drivers.relay import Relay, RelayError, make_relay
+from drivers.thermal import ThermalSensor, make_thermal
+from edge import sdnotify
+from edge.camera import Camera
+from edge.carewatch import overdue
+from edge.config import GateConfig
+from edge.enroll import store_path
+from edge.lane import Lane, Outcome, Whitelist
+from edge.policy import manual_open_decision
+from edge.store import AlarmRecord, EventRecord, Passage, Store, StoreWriter
+from edge.store_schema import parse_ts
+from edge.vision import FaceEngine
+
+if TYPE_CHECKING:
+    from edge.sync.mqtt import MqttSync
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PartHealth:
+    ok: bool = True
+    detail: str = ""
+    since: float = field(default_factory=time.monotonic)
+
+
+class Gate:
+    def __init__(self, cfg: GateConfig, on_outcome: Callable[[Outcome], None] | None = None) -> None:
+        self.cfg = cfg
+        self.policy = cfg.policy.model_copy(update={"gate_id": cfg.gate.id})
+        self.stop_event = threading.Event()
+        self.store = Store.open(store_path(cfg), snapshots=cfg.store.snapshots)
+        self.writer = StoreWriter(self.store)
+        self.engine = FaceEngine(cfg.vision)
+        self.camera = Camera(cfg.camera)
+        self.thermal: ThermalSensor | None = make_thermal(cfg.thermal) if self.policy.temperature_screening else None
+        self.relay: Relay = make_relay(cfg.relay)
+        self._on_outcome = on_outcome
+        self._listeners: list[Callable[[str, dict[str, object]], None]] = []
+        self._listeners_lock = threading.Lock()
+        self.lane = Lane(cfg.lane, self.policy, cfg.temperature, self.engine,
+                         Whitelist.load(self.store, self.engine.model_id), self.thermal, self.relay, self.writer,
+                         self._outcome)
+        self.sync: MqttSync | None = self._make_sync() if cfg.mqtt.enabled else None
+        self.health: dict[str, PartHealth] = {}
+        self._vision_thread: threading.Thread | None = None
+        self.vision_heartbeat = Heartbeat()
+        self._stuck: list[str] = []
+        self._relay_started = False
+        self._relay_counts = (0, 0)
+        self._last_care_check = 0.0
+        self._last_retention = 0.0
+        self.started_at = time.monotonic()
+
+    # -- sync with the community server ---------------------------------------------------------------
+    def _make_sync(self) -> MqttSync:
+        from edge.sync.mqtt import MqttSync
+        from edge.sync.whitelist import WhitelistApplier
+
+        mqtt = self.cfg.mqtt
+        applier = WhitelistApplier(
+            self.store, self.engine, self.engine.model_id, mqtt.trusted_keys(), community=self.cfg.gate.community,
+            gate_id=self.cfg.gate.id, keep_photos=mqtt.keep_photos,
+            photo_dir=self.cfg.gate.data_dir / "photos" if mqtt.keep_photos else None,
+            max_snapshot_persons=mqtt.max_snapshot_persons, on_applied=self._whitelist_applied)
+        sync = MqttSync(mqtt, self.store, gate_id=self.cfg.gate.id, community=self.cfg.gate.community,
+                        state=self.health_snapshot, whitelist=applier, on_peer_event=self._peer_event,
+                        password=mqtt.password())
+        self.subscribe(lambda _kind, _payload: sync.notify())  # drain a new event at once
+        return sync
+
+    def _whitelist_applied(self, version: int) -> None:
+        self.lane.swap_whitelist(Whitelist.load(self.store, self.engine.model_id))
+        log.info("whitelist version %s applied: %d persons", version, len(self.lane.whitelist.persons))
+
+    def _peer_event(self, event: dict[str, object]) -> None:
+        """A passage at another gate of the community: for anti-passback and care watch."""
+        person, ts, gate = event.get("person_id"), event.get("ts"), event.get("gate_id")
+        if event.get("decision") != "grant" or not isinstance(person, str) or not isinstance(ts, str):
+            return
+        try:
+            passage = Passage(person, parse_ts(ts), str(gate), "out" if event.get("direction") == "out" else "in")
+        except ValueError as exc:
+            log.warning("peer event ignored: %s", exc)
+            return
+        self.lane.note_passage(passage)
+        self.writer.submit(self.store.record_passage, passage)
+
+    # -- what the guard page and other observers see -----------------------------------------------
+    def subscribe(self, fn: Callable[[str, dict[str, object]], None]) -> Callable[[], None]:
+        """Call fn(kind, payload) for every "decision" and "alarm" from now on; returns the unsubscribe."""
+        with self._listeners_lock:
+            self._listeners.append(fn)
+
+        def unsubscribe() -> None:
+            with self._listeners_lock:
+                if fn in self._listeners:
+                    self._listeners.remove(fn)
+        return unsubscribe
+
+    def _publish(self, kind: str, payload: dict[str, object]) -> None:
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for fn in listeners:
+            try:
+                fn(kind, payload)
+            except Exception:  # an observer's bug must not stop the gate
+                log.exception("listener failed on %s", kind)
+
+    def _outcome(self, outcome: Outcome) -> None:
+        if self._on_outcome is not None:
+            self._on_outcome(outcome)
+        self._publish("decision", {**outcome.event.to_dict(), "name": outcome.name,
+                                   "latency_ms": outcome.latency_ms})
+        for alarm in outcome.event.alarms:
+            self._publish("alarm", dict(alarm))
+
+    def record_alarm(self, alarm: AlarmRecord) -> None:
+        self.writer.submit(self.store.record_alarm, alarm)
+        self._publish("alarm", alarm.to_dict())
+
+    def manual_open(self, guard: str, reason: str) -> EventRecord:
+        """A guard opens the gate by hand: relay pulse, an event (synced like any other) and an audit row."""
+        if not reason.strip():
+            raise ValueError("a reason is required to open the gate by hand")
+        now = datetime.now(UTC)
+        decision = manual_open_decision(guard, reason, now)
+        if decision.outcome != "grant":
+            raise ValueError("manual open refused: " + ", ".join(r.code for r in decision.reasons))
+        self.relay.pulse(self.cfg.lane.relay_pulse_ms)  # RelayError propagates: the guard must see it
+        event = EventRecord(ts=now, gate_id=self.cfg.gate.id, direction=self.policy.direction, decision="grant",
+                            reasons=tuple(r.as_dict() for r in decision.reasons), scores={"guard": guard})
+        self.writer.submit(self.store.record_event, event, passage=False)
+        self.writer.submit(self.store.audit, guard, "manual_open", {"reason": reason, "event_id": event.event_id})
+        self._publish("decision", {**event.to_dict(), "name": None, "latency_ms": None})
+        return event
+
+    def health_snapshot(self) -> dict[str, object]:
+        """Everything a status page or the MQTT `state` topic shows about this gate, as JSON-able values."""
+        cam = self.camera.health()
+        thermal = self.thermal.stats if self.thermal is not None else None
+        return {
+            "gate_id": self.cfg.gate.id, "community": self.cfg.gate.community,
+            "uptime_s": round(time.monotonic() - self.started_at, 1),
+            "camera": {"ok": cam.ok, "fps": round(cam.fps, 1), "skipped_fps": round(cam.skipped_fps, 1),
+                       "frames": cam.frames, "dropped": cam.dropped, "frozen": cam.frozen, "black": cam.black,
+                       "error": cam.last_error},
+            "thermal": None if thermal is None else {
+                "ok": thermal.last_good_age_s is not None and thermal.last_good_age_s <= 3.0,
+                "age_s": None if thermal.last_good_age_s is None else round(thermal.last_good_age_s, 2),
+                "checksum_failures": thermal.checksum_failures, "error": thermal.last_error},
+            "relay": {"ok": self.health.get("relay", PartHealth()).ok, "on": self.relay.state,
+                      "pulses": self.relay.stats.pulses, "error": self.relay.stats.last_error},
+            "vision": {"alive": self.alive(), "decisions": self.lane.decisions},
+            "outbox_depth": self.store.outbox_depth(),
+            "whitelist": {"version": self.lane.whitelist.version, "persons": len(self.lane.whitelist.persons),
+                          "templates": self.lane.whitelist.gallery.template_count, "model": self.engine.model_id},
+            "health": {k: {"ok": v.ok, "detail": v.detail} for k, v in self.health.items()},
+            "mqtt": None if self.sync is None else self.sync.health(),
+        }
+
+    def preview_jpeg(self, quality: int = 75) -> bytes | None:
+        """The latest frame with face boxes and names drawn on a copy (for the live preview)."""
+        return self.lane.preview_jpeg(quality)
+
+    # -- parts --------------------------------------------------------------------------------------
+    def _alarm(self, kind: str, severity: str, message: str, **details: object) -> None:
+        log.warning("alarm %s: %s", kind, message)
+        self.record_alarm(AlarmRecord(ts=datetime.now(UTC), kind=kind, severity=severity, message=message,
+                                      details=dict(details), gate_id=self.cfg.gate.id))
+
+    def _set_health(self, part: str, ok: bool, detail: str, alarm_kind: str) -> None:
+        prev = self.health.get(part)
+        if prev is None or prev.ok != ok:
+            self.health[part] = PartHealth(ok, detail)
+            if not ok:
+                self._alarm(alarm_kind, "high", f"{part}: {detail}", part=part)
+            elif prev is not None:
+                self._alarm(f"{part}_recovered", "info", f"{part} recovered", part=part)
+        else:
+            prev.detail = detail
+
+    def _start_relay(self) -> None:
+        try:
+            self.relay.start()
+            self._relay_started = True
+            self._set_health("relay", True, "ok", "relay_fault")
+        except (RelayError, OSError) as exc:
+            self._set_health("relay", False, f"cannot start: {exc}", "relay_fault")
+
+    def _vision_loop(self) -> None:
+        while not self.stop_event.is_set():
+            self.vision_heartbeat.beat()
+            frame = self.camera.buffer.get(timeout=0.5)
+            if frame is None:
+                continue
+            try:
+                self.lane.process(frame)
+            except Exception:  # a bug or a bad frame must not stop the gate: log, alarm, continue
+                log.exception("vision loop failed on frame %d", frame.seq)
+                self._alarm("vision_fault", "high", "the vision loop failed on a frame; continuing")
+
+    def _start_vision(self) -> None:
+        self._vision_thread = threading.Thread(target=self._vision_loop, name="vision", daemon=True)
+        self._vision_thread.start()
+
+    def start(self) -> None:
+        log.info("gate %s (%s) starting: %d persons, %d templates", self.cfg.gate.id, self.cfg.gate.community,
+                 len(self.lane.whitelist.persons), self.lane.whitelist.gallery.template_count)
+        self._start_relay()
+        if self.thermal is not None:
+            self.thermal.start()
+        self.camera.start()
+        self._start_vision()
+        if self.cfg.web.enabled:
+            from edge.web.server import WebServer  # FastAPI and uvicorn only when the page is on
+
+            self.web_server = WebServer(self, self.cfg.web)
+            self.web_server.start()
+        if self.sync is not None:
+            self.sync.start()
+
+    # -- supervision ---------------------------------------------------------------------------------
+    def check(self) -> None:
+        """One supervision pass: freshness of every part, alarms on changes, restarts, periodic jobs."""
+        cam = self.camera.health()
+        cam_detail = "frozen" if cam.frozen else "black" if cam.black else (cam.last_error or "no frames")
+        self._set_health("camera", cam.ok, "ok" if cam.ok else cam_detail, "camera_fault")
+        if self.thermal is not None:
+            st = self.thermal.stats
+            fresh = st.last_good_age_s is not None and st.last_good_age_s <= 3.0
+            self._set_health("thermal", fresh, "ok" if fresh else (st.last_error or "no readings"), "sensor_fault")
+        if not self._relay_started:
+            self._start_relay()
+        else:
+            rs = self.relay.stats
+            writes, failures = self._relay_counts
+            if rs.write_failures > failures:
+                self._set_health("relay", False, str(rs.last_error), "relay_fault")
+            elif rs.writes > writes:
+                self._set_health("relay", True, "ok", "relay_fault")
+            self._relay_counts = (rs.writes, rs.write_failures)
+            for alarm in self.lane.on_relay_events(self.relay.events()) + self.lane.expired_grants(
+                    self.relay.input_state("pass") is not None):
+                self.record_alarm(alarm)
+        if self._vision_thread is None or not self._vision_thread.is_alive():
+            self._alarm("vision_fault", "high", "vision thread died; restarting")
+            self._start_vision()
+        now = time.monotonic()
+        if now - self._last_care_check >= 60:
+            self._last_care_check = now
+            self._care_watch()
+        if now - self._last_retention >= 3600:
+            self._last_retention = now
+            self.writer.submit(self.store.purge_synced_events, timedelta(days=self.cfg.store.retention_days))
+            self.writer.submit(self.store.purge_snapshots, timedelta(days=self.cfg.store.snapshot_retention_days))
+
+    def _care_watch(self) -> None:
+        persons = list(self.lane.whitelist.persons.values())
+        if not any(p.care_watch_hours for p in persons):
+            return
+        due = overdue(persons, self.store.last_seen(), datetime.now(UTC),
+                      self.store.last_alarm_times("care_watch"))
+        for c in due:
+            self.record_alarm(AlarmRecord(
+                ts=datetime.now(UTC), kind="care_watch", severity="warning", message=c.message(),
+                details={"hours": c.hours, "overdue_h": round(c.overdue_by.total_seconds() / 3600, 2)},
+                gate_id=self.cfg.gate.id, person_id=c.person_id))
+
+    def stuck_parts(self) -> list[str]:
+        """The worker threads that are dead or broke their heartbeat's promise (hung, not merely without a
+        device: a camera or broker in reconnect backoff still beats). Empty means the watchdog may be fed."""
+        beats: dict[str, tuple[bool, Heartbeat]] = {
+            "camera": (self.camera.alive, self.camera.heartbeat),
+            "vision": (self._vision_thread is not None and self._vision_thread.is_alive(), self.vision_heartbeat),
+        }
+        if self.thermal is not None:
+            beats["thermal"] = (True, self.thermal.heartbeat)
+        if self.sync is not None:
+            beats["mqtt"] = (self.sync.running, self.sync.heartbeat)
+        return [name for name, (running, beat) in beats.items() if not (running and beat.fresh)]
+
+    def alive(self) -> bool:
+        """For the systemd watchdog: camera, vision, sensor and MQTT threads alive and fresh."""
+        return not self.stuck_parts()
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def run(self, seconds: float | None = None) -> int:
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal %d: stopping", signum)
+            self.stop_event.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        self.start()
+        sdnotify.ready()
+        deadline = None if seconds is None else time.monotonic() + seconds
+        try:
+            while not self.stop_event.wait(1.0):
+                self.check()
+                stuck = self.stuck_parts()
+                if not stuck:
+                    sdnotify.watchdog()
+                elif stuck != self._stuck:
+                    log.error("watchdog not fed: %s stuck (systemd restarts the gate after WatchdogSec)",
+                              ", ".join(stuck))
+                self._stuck = stuck
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+        finally:
+            self.shutdown()
+        return 0
+
+    def shutdown(self) -> None:
+        sdnotify.stopping()
+        web = getattr(self, "web_server", None)
+        if web is not None:
+            web.stop()
+        self.stop_event.set()
+        self.camera.stop()
+        if self._vision_thread is not None:
+            self._vision_thread.join(5.0)
+        try:
+            self.relay.close()  # forces the relay off
+        except (RelayError, OSError) as exc:
+            log.error("relay close failed: %s", exc)
+        if self.thermal is not None:
+            self.thermal.close()
+        if self.sync is not None:
+            self.sync.stop(timeout=5.0)  # publishes `stopped`
+        self.writer.close(timeout=10.0)
+        log.info("gate %s stopped; store flushed", self.cfg.gate.id)

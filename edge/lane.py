@@ -1,0 +1,356 @@
+"""One lane of the gate: frames in, decisions out.
+
+Per frame: detect, track, recognise the nearest person's track (new tracks every frame until the vote
+is full, then every N frames), measure the temperature at that face, ask the policy, pulse the relay
+on a grant and record the event (with its outbox row) through the store writer. Everything on this
+path is in memory; the store is only written, never read, while a person waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import cv2
+import numpy as np
+from pydantic import Field
+
+from drivers.relay import InputEvent, Relay, RelayError
+from drivers.thermal import Reading, ThermalSensor
+from edge.camera import Frame
+from edge.config_base import Section
+from edge.policy import Decision, Identity, PolicyConfig, TemperatureInput, decide
+from edge.store import AlarmRecord, EventRecord, Passage, PersonRecord, Store, StoreWriter
+from edge.temperature import TemperatureConfig, TemperatureEstimate, check_liveness, estimate_array, estimate_spot
+from edge.vision import FaceEngine, Gallery
+from edge.vision.tracker import Track, Tracker, Vote
+
+log = logging.getLogger(__name__)
+
+
+class LaneConfig(Section):
+    detect_every: int = Field(1, ge=1, le=10, description="Run the detector on every Nth frame.")
+    recognise_every: int = Field(10, ge=1, le=1000, description="Re-verify a named track every N frames.")
+    votes_k: int = Field(2, ge=1, le=10, description="Recognitions that must agree before a face is named.")
+    votes_n: int = Field(3, ge=1, le=20, description="... out of this many recent recognitions.")
+    stranger_votes: int = Field(3, ge=1, le=20, description="Usable recognitions that named nobody before a "
+                                "face is declared a stranger.")
+    region: tuple[float, float, float, float] = Field((0.0, 0.0, 1.0, 1.0), description="Where the person "
+                                                      "nearest the gate stands: x, y, w, h as fractions of the frame.")
+    relay_pulse_ms: int = Field(800, ge=50, le=30000, description="How long the turnstile relay is closed.")
+    temperature_wait_s: float = Field(1.5, ge=0, le=30, description="How long a named person may wait for a "
+                                      "valid temperature (e.g. still too far away) before the sensor-fault "
+                                      "policy decides.")
+    pass_timeout_s: float = Field(8.0, gt=0, le=120, description="A grant with no PASS input within this long "
+                                  "is recorded as 'granted, not passed' (relays with a PASS input only).")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the lane did for one track, for logs, the demo and the guard page."""
+
+    event: EventRecord
+    decision: Decision
+    name: str | None
+    latency_ms: float | None
+
+
+@dataclass
+class Whitelist:
+    """The in-memory view of the store a decision needs; replaced whole on a reload."""
+
+    gallery: Gallery
+    persons: dict[str, PersonRecord]
+    version: str | None
+
+    @classmethod
+    def load(cls, store: Store, model_id: str) -> Whitelist:
+        ids, matrix = store.load_templates(model_id)
+        gallery = Gallery(ids, matrix, model_id) if len(ids) else Gallery.empty(model_id)
+        persons = {p.id: p for p in _all_persons(store)}
+        return cls(gallery, persons, store.get_meta("whitelist_version"))
+
+
+def _all_persons(store: Store, page: int = 5000) -> list[PersonRecord]:
+    out: list[PersonRecord] = []
+    while True:
+        batch = store.list_persons(limit=page, offset=len(out))
+        out += batch
+        if len(batch) < page:
+            return out
+
+
+_Shown = tuple[tuple[float, float, float, float], str, tuple[int, int, int]]  # box, label, BGR colour
+
+
+@dataclass(frozen=True)
+class _Sample:
+    input: TemperatureInput | None
+    estimate: TemperatureEstimate | None
+    liveness: bool | None
+    reading_t: float | None
+
+
+@dataclass
+class _TrackState:
+    first_usable_t: float | None = None
+    named_t: float | None = None
+    fever_first_t: float | None = None
+    last_stranger_alarm: datetime | None = None
+
+
+class Lane:
+    def __init__(self, cfg: LaneConfig, policy: PolicyConfig, temperature: TemperatureConfig, engine: FaceEngine,
+                 whitelist: Whitelist, thermal: ThermalSensor | None, relay: Relay | None, writer: StoreWriter,
+                 on_outcome: Callable[[Outcome], None] | None = None) -> None:
+        self.cfg, self.policy, self.temp_cfg = cfg, policy, temperature
+        self.engine, self.thermal, self.relay, self.writer = engine, thermal, relay, writer
+        self.whitelist = whitelist
+        self.on_outcome = on_outcome
+        self.tracker = Tracker(votes_window=cfg.votes_n)
+        self.frame_no = 0
+        self._state: dict[int, _TrackState] = {}
+        self._passages: dict[str, list[Passage]] = {}
+        self._awaiting_pass: list[tuple[float, EventRecord]] = []
+        self._lock = threading.Lock()
+        self.last_frame_t: float | None = None
+        self.decisions = 0
+        self._view: tuple[np.ndarray, list[_Shown]] | None = None
+
+    # -- whitelist and passages ----------------------------------------------------------------
+    def swap_whitelist(self, whitelist: Whitelist) -> None:
+        """Atomic replacement (a reference swap): recognition never pauses for a reload."""
+        self.whitelist = whitelist
+
+    def note_passage(self, p: Passage) -> None:
+        """A passage seen here or at a peer gate (anti-passback, care watch)."""
+        with self._lock:
+            keep_after = p.ts - timedelta(seconds=max(self.policy.anti_passback_s, 1.0))
+            self._passages[p.person_id] = [x for x in self._passages.get(p.person_id, []) if x.ts >= keep_after] + [p]
+
+    # -- the frame loop ----------------------------------------------------------------------------
+    def process(self, frame: Frame) -> list[Outcome]:
+        self.frame_no += 1
+        self.last_frame_t = frame.t
+        if (self.frame_no - 1) % self.cfg.detect_every:
+            return []
+        dets = self.engine.detect(frame.image)
+        tracks = self.tracker.update(dets, self.frame_no, frame.t)
+        for tid in [t for t in self._state if t not in self.tracker.tracks]:
+            del self._state[tid]
+        nearest = next((t for t in tracks if self._in_region(t, frame)), None)
+        outcome = None
+        if nearest is not None and not nearest.decided:
+            state = self._state.setdefault(nearest.id, _TrackState())
+            if self.tracker.needs_recognition(nearest, self.frame_no, self.cfg.recognise_every):
+                self._recognise(frame, nearest, state)
+            outcome = self._maybe_decide(frame, nearest, state)
+        self._remember_view(frame, tracks)
+        return [outcome] if outcome else []
+
+    def preview_jpeg(self, quality: int = 75) -> bytes | None:
+        """The latest frame with the current tracks drawn on a copy (green: named, red: stranger)."""
+        view = self._view
+        if view is None:
+            return None
+        image, tracks = view
+        canvas = image.copy()
+        for bbox, label, color in tracks:
+            x, y, w, h = (int(v) for v in bbox)
+            cv2.rectangle(canvas, (x, y), (x + w, y + h), color, 2)
+            if label:
+                cv2.putText(canvas, label, (x, max(12, y - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1, cv2.LINE_AA)
+        ok, buf = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        return bytes(buf) if ok else None
+
+    def _remember_view(self, frame: Frame, tracks: list[Track]) -> None:
+        shown = []
+        for t in tracks:
+            person_id, _, _ = t.identity(self.cfg.votes_k)
+            person = self.whitelist.persons.get(person_id) if person_id else None
+            if person is not None:
+                shown.append((t.det.bbox, person.name, (0, 200, 0)))
+            elif t.unknown_votes() >= self.cfg.stranger_votes:
+                shown.append((t.det.bbox, "unknown", (0, 0, 230)))
+            else:
+                shown.append((t.det.bbox, "", (200, 200, 200)))
+        self._view = (frame.image, shown)
+
+    def _in_region(self, track: Track, frame: Frame) -> bool:
+        h, w = frame.image.shape[:2]
+        x, y, bw, bh = track.det.bbox
+        cx, cy = (x + bw / 2) / w, (y + bh / 2) / h
+        rx, ry, rw, rh = self.cfg.region
+        return bool(rx <= cx <= rx + rw and ry <= cy <= ry + rh)
+
+    def _recognise(self, frame: Frame, track: Track, state: _TrackState) -> None:
+        track.recognised_at = self.frame_no
+        face = self.engine.faces(frame.image, [track.det])[0]
+        if face.quality is None or not face.quality.ok:
+            return  # an unusable face neither names nor condemns anyone
+        if state.first_usable_t is None:
+            state.first_usable_t = frame.t
+        match = self.engine.identify(face.embedding, self.whitelist.gallery)
+        track.votes.append(Vote(match.person_id, match.score, match.margin))
+
+    def _maybe_decide(self, frame: Frame, track: Track, state: _TrackState) -> Outcome | None:
+        person_id, agreeing, best = track.identity(self.cfg.votes_k)
+        if person_id is None and track.unknown_votes() < self.cfg.stranger_votes:
+            return None
+        now = datetime.now(UTC)
+        if person_id is not None and state.named_t is None:
+            state.named_t = time.monotonic()
+        sample = self._temperature(track, state)
+        temp, estimate = sample.input, sample.estimate
+        waited = time.monotonic() - (state.named_t or time.monotonic())
+        if person_id is not None and estimate is not None and not estimate.valid \
+                and waited < self.cfg.temperature_wait_s:
+            return None  # e.g. still too far away for a valid reading: wait a little
+        identity = Identity(person_id, best.score if best else 0.0, best.margin if best else 0.0, agreeing,
+                            len(track.votes), track.id)
+        with self._lock:
+            passages = list(self._passages.get(person_id or "", []))
+        person = self.whitelist.persons.get(person_id) if person_id else None
+        decision = decide(self.policy, identity=identity, person=person, temperature=temp,
+                          liveness=sample.liveness, now=now, passages=passages,
+                          last_stranger_alarm=state.last_stranger_alarm)
+        if decision.outcome == "recheck":  # a first high reading: decide on the next, newer one
+            if state.fever_first_t is None and sample.reading_t is not None:
+                state.fever_first_t = sample.reading_t
+            return None
+        return self._act(frame, track, state, decision, identity, person, estimate, now)
+
+    def _temperature(self, track: Track, state: _TrackState) -> _Sample:
+        if not self.policy.temperature_screening:
+            return _Sample(None, None, None, None)
+        reading: Reading | None = self.thermal.read() if self.thermal is not None else None
+        if reading is None:
+            return _Sample(None, None, None, None)
+        w = track.det.bbox[2]
+        liveness: bool | None = None
+        if reading.frame is not None:
+            est = estimate_array(reading.frame, track.det.bbox, track.det.landmarks, self.temp_cfg,
+                                 ambient_c=reading.ambient_c)
+            liveness = check_liveness(reading.frame, track.det.bbox, self.temp_cfg).live
+        else:
+            est = estimate_spot(reading.object_c, reading.ambient_c, w, self.temp_cfg)
+        confirmed = False
+        if state.fever_first_t is not None:
+            # the confirming reading must be a newer one than the first high reading
+            confirmed = reading.t > state.fever_first_t
+        age = max(0.0, time.monotonic() - reading.t)
+        fault = None if est.valid else est.reason
+        return _Sample(TemperatureInput(est.body_c if est.valid else None, age, confirmed, fault), est, liveness,
+                       reading.t)
+
+    def _act(self, frame: Frame, track: Track, state: _TrackState, decision: Decision, identity: Identity,
+             person: PersonRecord | None, estimate: TemperatureEstimate | None, now: datetime) -> Outcome:
+        track.decided = True
+        alarms = [AlarmRecord(ts=now, kind=a.kind, severity=a.severity, message=a.message, details=a.params,
+                              gate_id=self.policy.gate_id, person_id=identity.person_id) for a in decision.alarms]
+        latency_ms = None
+        if decision.outcome == "grant" and self.relay is not None:
+            try:
+                self.relay.pulse(self.cfg.relay_pulse_ms)
+            except RelayError as exc:
+                log.error("relay pulse failed: %s", exc)
+                alarms.append(AlarmRecord(ts=now, kind="relay_fault", severity="high", message=str(exc),
+                                          gate_id=self.policy.gate_id, person_id=identity.person_id))
+        if state.first_usable_t is not None:
+            latency_ms = (time.monotonic() - state.first_usable_t) * 1000.0
+        if any(a.kind == "stranger" for a in decision.alarms):
+            state.last_stranger_alarm = now
+        scores = {"score": round(identity.score, 4), "margin": round(identity.margin, 4), "votes": identity.votes,
+                  "window": identity.window, "track_id": track.id,
+                  "latency_ms": None if latency_ms is None else round(latency_ms, 1),
+                  "face_px": round(track.det.bbox[2], 1)}
+        event = EventRecord(ts=now, gate_id=self.policy.gate_id, direction=self.policy.direction,
+                            decision="grant" if decision.outcome == "grant" else "deny",
+                            person_id=identity.person_id, reasons=tuple(_reason_dict(r) for r in decision.reasons),
+                            alarms=tuple(a.to_dict() for a in alarms), temperature=_temperature_dict(estimate),
+                            scores=scores)
+        self.writer.submit(self.writer.store.record_event, event, alarms=alarms)
+        if self.writer.store.snapshots:  # privacy: only when configured, and only the face crop
+            crop = face_crop_jpeg(frame.image, track.det.bbox)
+            if crop is not None:
+                self.writer.submit(self.writer.store.add_snapshot, event.event_id, crop)
+        if event.decision == "grant" and identity.person_id is not None:
+            self.note_passage(Passage(identity.person_id, now, self.policy.gate_id, self.policy.direction))
+            with self._lock:
+                self._awaiting_pass.append((time.monotonic(), event))
+        self.decisions += 1
+        outcome = Outcome(event, decision, person.name if person else None, latency_ms)
+        if self.on_outcome:
+            self.on_outcome(outcome)
+        return outcome
+
+    # -- turnstile feedback ------------------------------------------------------------------------
+    def on_relay_events(self, events: list[InputEvent]) -> list[AlarmRecord]:
+        """PASS input edges: match them to grants; a passage with no grant waiting is an alarm."""
+        alarms = []
+        now_utc = datetime.now(UTC)
+        for ev in events:
+            if ev.name != "pass" or not ev.active:
+                continue
+            with self._lock:
+                waiting = [g for g in self._awaiting_pass if g[0] <= ev.t]
+                if waiting:
+                    self._awaiting_pass.remove(waiting[0])
+                    continue
+            alarms.append(AlarmRecord(ts=now_utc, kind="passage_without_grant", severity="high",
+                                      message=f"passage without a grant at {self.policy.gate_id} "
+                                      "(tailgating or forced entry)",
+                                      gate_id=self.policy.gate_id))
+        return alarms
+
+    def expired_grants(self, has_pass_input: bool) -> list[AlarmRecord]:
+        """Grants nobody passed through within the timeout ('granted, not passed')."""
+        if not has_pass_input:
+            with self._lock:
+                self._awaiting_pass.clear()
+            return []
+        now = time.monotonic()
+        with self._lock:
+            expired = [g for g in self._awaiting_pass if now - g[0] > self.cfg.pass_timeout_s]
+            self._awaiting_pass = [g for g in self._awaiting_pass if g not in expired]
+        return [AlarmRecord(ts=datetime.now(UTC), kind="granted_not_passed", severity="info",
+                            message=f"{ev.person_id} was let in but did not pass", gate_id=self.policy.gate_id,
+                            person_id=ev.person_id, details={"event_id": ev.event_id}) for _, ev in expired]
+
+
+def face_crop_jpeg(image: np.ndarray, bbox: tuple[float, float, float, float], pad: float = 0.25) -> bytes | None:
+    """The face box (with a little margin) as JPEG bytes; nothing else of the frame is kept."""
+    h, w = image.shape[:2]
+    x, y, bw, bh = bbox
+    x0, y0 = max(0, int(x - pad * bw)), max(0, int(y - pad * bh))
+    x1, y1 = min(w, int(x + bw * (1 + pad))), min(h, int(y + bh * (1 + pad)))
+    if x1 <= x0 or y1 <= y0:
+        return None
+    ok, buf = cv2.imencode(".jpg", image[y0:y1, x0:x1], [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return bytes(buf) if ok else None
+
+
+def _reason_dict(r: object) -> dict[str, object]:
+    code = getattr(r, "code", str(r))
+    return {"code": code, "effect": getattr(r, "effect", None), "params": dict(getattr(r, "params", {}) or {})}
+
+
+def _temperature_dict(est: TemperatureEstimate | None) -> dict[str, object] | None:
+    if est is None:
+        return None
+    out: dict[str, object] = {}
+    for k, v in est.__dict__.items():
+        if k == "region":
+            out["region_pixels"] = len(v)
+        elif isinstance(v, float) and not math.isfinite(v):
+            out[k] = None
+        elif isinstance(v, np.floating):
+            out[k] = float(v)
+        else:
+            out[k] = v
+    return out

@@ -1,0 +1,637 @@
+"""The gate's local SQLite store: one write connection (WAL, synchronous=FULL), reader connections
+per thread, the event and its outbox row in one transaction, retention, and the writer thread.
+
+Record types and migrations live in `edge.store_schema` and are re-exported here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+
+from edge.store_schema import (
+    AlarmRecord,
+    EventRecord,
+    GuardRecord,
+    JsonDict,
+    OutboxRow,
+    Passage,
+    PersonRecord,
+    SchemaTooNewError,
+    StoreError,
+    TimeWindow,
+    WeeklySchedule,
+    alarm_from_row,
+    dumps,
+    event_from_row,
+    migrate,
+    parse_ts,
+    person_from_row,
+    ts_text,
+    utc,
+)
+
+__all__ = [
+    "AlarmRecord", "AuditEntry", "EventRecord", "GuardRecord", "OutboxRow", "Passage", "PersonRecord",
+    "SchemaTooNewError", "Store", "StoreError", "StoreFullError", "StoreWriteError", "StoreWriter",
+    "TimeWindow", "WeeklySchedule",
+]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+EVENT_SCHEMA = "edge-gate/event/1"
+ALARM_SCHEMA = "edge-gate/alarm/1"
+SQLITE_IOERR, SQLITE_FULL = 10, 13
+MAX_TEMPLATE_DIM = 4096
+_CHUNK = 500  # ids per IN (...) list
+
+
+class StoreWriteError(StoreError):
+    """The disk refused a write (I/O error, file size limit): the write was rolled back."""
+
+
+class StoreFullError(StoreWriteError):
+    """The disk (or the configured size limit) is full: the write was rolled back, older data is intact."""
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    ts: datetime
+    actor: str
+    action: str
+    details: JsonDict
+
+
+def _now(now: datetime | None) -> datetime:
+    return utc(now, "now") if now is not None else datetime.now(UTC)
+
+
+def _page(limit: int, offset: int) -> tuple[int, int]:
+    return max(1, min(int(limit), 10_000)), max(0, int(offset))
+
+
+class Store:
+    """Open with `Store.open(path)`. Write methods are serialised on one connection (use `StoreWriter`
+    to keep them off the hot path); reads use a connection per thread and never wait for writes."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, *, snapshots: bool,
+                 busy_timeout_ms: int) -> None:
+        self.path = path
+        self.snapshots = snapshots
+        self._busy_timeout_ms = busy_timeout_ms
+        self._wconn: sqlite3.Connection | None = conn
+        self._wlock = threading.RLock()
+        self._depth = 0
+        self._tx_owner: int | None = None
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+
+    # ------------------------------------------------------------------------------- open / close
+
+    @classmethod
+    def open(cls, path: Path, *, snapshots: bool = False, max_bytes: int | None = None,
+             busy_timeout_ms: int = 5000) -> Store:
+        """Open (creating directory and file) and migrate. `max_bytes` caps the database size."""
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the store directory {path.parent}: {exc}") from exc
+        conn: sqlite3.Connection | None = None
+        try:
+            conn = cls._connect(path, busy_timeout_ms)
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"{path}: cannot switch to WAL journal mode (got {mode})")
+            conn.execute("PRAGMA synchronous=FULL")
+            if max_bytes is not None:
+                page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+                conn.execute(f"PRAGMA max_page_count={max(1, int(max_bytes) // int(page_size))}")
+            version = migrate(conn)
+        except sqlite3.Error as exc:
+            if conn is not None:
+                conn.close()
+            raise StoreError(f"cannot open the store {path}: {exc}") from exc
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            raise
+        log.info("store %s open (schema version %s, snapshots %s)", path, version,
+                 "on" if snapshots else "off")
+        return cls(path, conn, snapshots=snapshots, busy_timeout_ms=busy_timeout_ms)
+
+    @staticmethod
+    def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                               timeout=busy_timeout_ms / 1000)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    def close(self) -> None:
+        with self._wlock:
+            if self._wconn is not None:
+                self._wconn.close()
+                self._wconn = None
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------- transactions / reads
+
+    def _error(self, exc: sqlite3.Error) -> StoreError:
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        if code == SQLITE_FULL:
+            return StoreFullError(f"store {self.path} is full (disk or size limit): {exc}; this write was "
+                                  "rolled back, earlier data is intact")
+        if code == SQLITE_IOERR:
+            return StoreWriteError(f"store {self.path}: the disk refused a write ({exc}: disk full, file "
+                                   "size limit or failing storage); this write was rolled back")
+        if isinstance(exc, sqlite3.IntegrityError):
+            return StoreError(f"store {self.path} refused the write: {exc}")
+        return StoreError(f"store {self.path}: {exc}")
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction; nested calls (same thread) become savepoints inside the outer one."""
+        with self._wlock:
+            conn = self._wconn
+            if conn is None:
+                raise StoreError(f"store {self.path} is closed")
+            depth = self._depth
+            try:
+                conn.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT sp{depth}")
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
+            self._depth, self._tx_owner = depth + 1, threading.get_ident()
+            try:
+                yield conn
+                conn.execute("COMMIT" if depth == 0 else f"RELEASE sp{depth}")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    try:
+                        conn.execute("ROLLBACK" if depth == 0 else f"ROLLBACK TO sp{depth}")
+                        if depth:
+                            conn.execute(f"RELEASE sp{depth}")
+                    except sqlite3.Error:
+                        log.exception("rollback failed in %s", self.path)
+                if isinstance(exc, sqlite3.Error):
+                    raise self._error(exc) from exc
+                raise
+            finally:
+                self._depth = depth
+                if depth == 0:
+                    self._tx_owner = None
+
+    def _read(self) -> sqlite3.Connection:
+        if self._tx_owner == threading.get_ident() and self._wconn is not None:
+            return self._wconn  # inside this thread's write transaction: see its own writes
+        if self._wconn is None:
+            raise StoreError(f"store {self.path} is closed")
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect(self.path, self._busy_timeout_ms)
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        try:
+            return self._read().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def apply_in_transaction(self, fn: Callable[[Store], T]) -> T:
+        """Run `fn(store)` so that all its writes commit together or not at all."""
+        with self._tx():
+            return fn(self)
+
+    # -------------------------------------------------------------------------------------- persons
+
+    def upsert_person(self, p: PersonRecord) -> None:
+        d = p.to_dict()
+        cols = list(d)
+        row = [dumps(d[c]) if c in ("allowed_gates", "directions") or (c == "schedule" and d[c] is not None)
+               else d[c] for c in cols]
+        updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c != "id")
+        with self._tx() as conn:
+            conn.execute(f"INSERT INTO persons ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+                         f"ON CONFLICT(id) DO UPDATE SET {updates}", row)
+
+    def _persons(self, rows: list[sqlite3.Row]) -> list[PersonRecord]:
+        return self._parse(rows, person_from_row, "person")
+
+    def get_person(self, person_id: str) -> PersonRecord | None:
+        found = self._persons(self._query("SELECT * FROM persons WHERE id = ?", (person_id,)))
+        return found[0] if found else None
+
+    def list_persons(self, query: str | None = None, limit: int = 100, offset: int = 0) -> list[PersonRecord]:
+        """Persons by name; `query` matches part of the id, name or unit (case-insensitive)."""
+        limit, offset = _page(limit, offset)
+        if query:
+            like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            rows = self._query("SELECT * FROM persons WHERE id LIKE ?1 ESCAPE '\\' "
+                               "OR name LIKE ?1 ESCAPE '\\' OR unit LIKE ?1 ESCAPE '\\' "
+                               "ORDER BY name COLLATE NOCASE, id LIMIT ?2 OFFSET ?3", (like, limit, offset))
+        else:
+            rows = self._query("SELECT * FROM persons ORDER BY name COLLATE NOCASE, id LIMIT ? OFFSET ?",
+                               (limit, offset))
+        return self._persons(rows)
+
+    def count_persons(self) -> int:
+        return int(self._query("SELECT count(*) FROM persons")[0][0])
+
+    def delete_person(self, person_id: str) -> bool:
+        """Delete a person with their templates, snapshots and passages (biometric data goes with them)."""
+        with self._tx() as conn:
+            conn.execute("DELETE FROM snapshots WHERE event_id IN "
+                         "(SELECT event_id FROM events WHERE person_id = ?)", (person_id,))
+            conn.execute("DELETE FROM passages WHERE person_id = ?", (person_id,))
+            return conn.execute("DELETE FROM persons WHERE id = ?", (person_id,)).rowcount > 0
+
+    # ------------------------------------------------------------------------------------ templates
+
+    def add_templates(self, person_id: str, embeddings: np.ndarray, model_id: str) -> int:
+        """Store face embeddings (n, d) of one model for a person; returns how many were added."""
+        arr = np.asarray(embeddings)
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.ndim != 2 or arr.shape[0] == 0 or not 0 < arr.shape[1] <= MAX_TEMPLATE_DIM:
+            raise ValueError(f"embeddings must be a non-empty (n, d) array, d <= {MAX_TEMPLATE_DIM}; "
+                             f"got shape {arr.shape}")
+        if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+            raise ValueError(f"embeddings must be real numbers, not {arr.dtype}")
+        arr = np.ascontiguousarray(arr, dtype="<f4")
+        if not np.isfinite(arr).all():
+            raise ValueError("embeddings contain NaN or infinite values")
+        if not isinstance(model_id, str) or not model_id:
+            raise ValueError("model_id must be non-empty text")
+        dim = int(arr.shape[1])
+        now = ts_text(datetime.now(UTC))
+        with self._tx() as conn:
+            row = conn.execute("SELECT dim FROM templates WHERE model_id = ? LIMIT 1", (model_id,)).fetchone()
+            if row is not None and row[0] != dim:
+                raise ValueError(f"model {model_id} templates have {row[0]} dimensions, not {dim}")
+            if conn.execute("SELECT 1 FROM persons WHERE id = ?", (person_id,)).fetchone() is None:
+                raise StoreError(f"no person {person_id!r}: add the person before their templates")
+            conn.executemany("INSERT INTO templates (person_id, model_id, dim, embedding, created_at) "
+                             "VALUES (?, ?, ?, ?, ?)",
+                             [(person_id, model_id, dim, v.tobytes(), now) for v in arr])
+        return int(arr.shape[0])
+
+    def replace_templates(self, person_id: str, embeddings: np.ndarray, model_id: str) -> int:
+        """Replace the person's templates of this model (atomically)."""
+        def swap(store: Store) -> int:
+            with store._tx() as conn:
+                conn.execute("DELETE FROM templates WHERE person_id = ? AND model_id = ?",
+                             (person_id, model_id))
+            return store.add_templates(person_id, embeddings, model_id)
+        return self.apply_in_transaction(swap)
+
+    def load_templates(self, model_id: str) -> tuple[list[str], np.ndarray]:
+        """(person id per row, (n, d) float32 matrix) of one model's templates, rows grouped by person."""
+        rows = self._query("SELECT person_id, dim, embedding FROM templates WHERE model_id = ? "
+                           "ORDER BY person_id, id", (model_id,))
+        if not rows:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        dim = rows[0]["dim"]
+        keep = [r for r in rows if r["dim"] == dim and len(r["embedding"]) == 4 * dim]
+        if len(keep) != len(rows):
+            log.error("%s templates of model %s have a mismatched size and are skipped",
+                      len(rows) - len(keep), model_id)
+        matrix = np.frombuffer(b"".join(r["embedding"] for r in keep), dtype="<f4").reshape(len(keep), dim)
+        return [r["person_id"] for r in keep], matrix.astype(np.float32)
+
+    def count_templates(self, model_id: str | None = None) -> int:
+        if model_id is None:
+            return int(self._query("SELECT count(*) FROM templates")[0][0])
+        return int(self._query("SELECT count(*) FROM templates WHERE model_id = ?", (model_id,))[0][0])
+
+    # ------------------------------------------------------------------------ events, alarms, outbox
+
+    def _insert_alarm(self, conn: sqlite3.Connection, a: AlarmRecord) -> None:
+        conn.execute("INSERT INTO alarms (id, ts, kind, severity, message, details, gate_id, person_id) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (a.id, ts_text(a.ts), a.kind, a.severity, a.message,
+                                                         dumps(a.details), a.gate_id, a.person_id))
+        self._outbox(conn, a.id, "alarm", {"schema": ALARM_SCHEMA, **a.to_dict()})
+
+    @staticmethod
+    def _outbox(conn: sqlite3.Connection, item_id: str, kind: str, payload: JsonDict) -> None:
+        conn.execute("INSERT INTO outbox (event_id, topic_kind, payload, created_at) VALUES (?, ?, ?, ?)",
+                     (item_id, kind, dumps(payload), ts_text(datetime.now(UTC))))
+
+    def record_event(self, ev: EventRecord, *, alarms: Sequence[AlarmRecord] = (),
+                     passage: bool = True) -> str:
+        """Write the event, its outbox row and its alarms (each with an outbox row) in one transaction.
+
+        A grant to a known person also records the passage and counts one use (unless `passage=False`).
+        """
+        with self._tx() as conn:
+            conn.execute("INSERT INTO events (event_id, ts, gate_id, direction, person_id, decision, "
+                         "reasons, alarms, temperature, scores, synced) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (ev.event_id, ts_text(ev.ts), ev.gate_id, ev.direction, ev.person_id, ev.decision,
+                          dumps(ev.reasons), dumps(ev.alarms),
+                          None if ev.temperature is None else dumps(ev.temperature),
+                          None if ev.scores is None else dumps(ev.scores), int(ev.synced)))
+            self._outbox(conn, ev.event_id, "event", {"schema": EVENT_SCHEMA, **ev.to_dict()})
+            for alarm in alarms:
+                self._insert_alarm(conn, alarm)
+            if passage and ev.decision == "grant" and ev.person_id is not None:
+                conn.execute("INSERT OR IGNORE INTO passages (person_id, ts, gate_id, direction) "
+                             "VALUES (?, ?, ?, ?)", (ev.person_id, ts_text(ev.ts), ev.gate_id, ev.direction))
+                conn.execute("UPDATE persons SET uses = uses + 1 WHERE id = ?", (ev.person_id,))
+        return ev.event_id
+
+    def record_alarm(self, alarm: AlarmRecord) -> str:
+        """Write the alarm and its outbox row in one transaction."""
+        with self._tx() as conn:
+            self._insert_alarm(conn, alarm)
+        return alarm.id
+
+    def acknowledge_alarm(self, alarm_id: str, by: str, at: datetime | None = None) -> bool:
+        with self._tx() as conn:
+            return conn.execute("UPDATE alarms SET acknowledged_by = ?, acknowledged_at = ? WHERE id = ? "
+                                "AND acknowledged_at IS NULL", (by, ts_text(_now(at)), alarm_id)).rowcount > 0
+
+    def alarms(self, since: datetime | None = None, kind: str | None = None, unacknowledged: bool = False,
+               limit: int = 100, offset: int = 0) -> list[AlarmRecord]:
+        """Alarms newest first."""
+        limit, offset = _page(limit, offset)
+        where, params = ["1"], []
+        if since is not None:
+            where.append("ts >= ?")
+            params.append(ts_text(since))
+        if kind is not None:
+            where.append("kind = ?")
+            params.append(kind)
+        if unacknowledged:
+            where.append("acknowledged_at IS NULL")
+        rows = self._query(f"SELECT * FROM alarms WHERE {' AND '.join(where)} ORDER BY ts DESC, id DESC "
+                           "LIMIT ? OFFSET ?", [*params, limit, offset])
+        return self._parse(rows, alarm_from_row, "alarm")
+
+    def last_alarm_times(self, kind: str) -> dict[str, datetime]:
+        """When each person last raised an alarm of this kind (e.g. care-watch re-alarm throttling)."""
+        rows = self._query("SELECT person_id, max(ts) FROM alarms WHERE kind = ? AND person_id IS NOT NULL "
+                           "GROUP BY person_id", (kind,))
+        return {r[0]: parse_ts(r[1]) for r in rows}
+
+    def pending_outbox(self, limit: int = 100) -> list[OutboxRow]:
+        rows = self._query("SELECT * FROM outbox ORDER BY seq LIMIT ?", (max(1, int(limit)),))
+        return [OutboxRow(r["seq"], r["event_id"], r["topic_kind"], r["payload"], parse_ts(r["created_at"]))
+                for r in rows]
+
+    def ack_outbox(self, seqs: Sequence[int]) -> int:
+        """Delete acknowledged outbox rows and mark their events synced; returns rows deleted."""
+        seqs = [int(s) for s in seqs]
+        deleted = 0
+        with self._tx() as conn:
+            for i in range(0, len(seqs), _CHUNK):
+                chunk = seqs[i:i + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                conn.execute(f"UPDATE events SET synced = 1 WHERE event_id IN (SELECT event_id FROM outbox "
+                             f"WHERE topic_kind = 'event' AND seq IN ({marks}))", chunk)
+                deleted += conn.execute(f"DELETE FROM outbox WHERE seq IN ({marks})", chunk).rowcount
+        return deleted
+
+    def outbox_depth(self) -> int:
+        return int(self._query("SELECT count(*) FROM outbox")[0][0])
+
+    def _parse(self, rows: list[sqlite3.Row], parse: Callable[[sqlite3.Row], T], what: str) -> list[T]:
+        out = []
+        for row in rows:
+            try:
+                out.append(parse(row))
+            except (ValueError, TypeError) as exc:  # only a hand-edited database gets here
+                log.error("malformed %s row %s in %s skipped: %s", what, row[0], self.path, exc)
+        return out
+
+    def events(self, since: datetime | None = None, until: datetime | None = None,
+               person_id: str | None = None, decision: Literal["grant", "deny"] | None = None,
+               limit: int = 100, offset: int = 0, newest_first: bool = False) -> list[EventRecord]:
+        """Events with since <= ts < until, oldest first (or newest first)."""
+        limit, offset = _page(limit, offset)
+        where, params = ["1"], []
+        for cond, value in (("ts >= ?", since and ts_text(since)), ("ts < ?", until and ts_text(until)),
+                            ("person_id = ?", person_id), ("decision = ?", decision)):
+            if value is not None:
+                where.append(cond)
+                params.append(value)
+        order = "DESC" if newest_first else "ASC"
+        rows = self._query(f"SELECT * FROM events WHERE {' AND '.join(where)} ORDER BY ts {order}, "
+                           f"event_id {order} LIMIT ? OFFSET ?", [*params, limit, offset])
+        return self._parse(rows, event_from_row, "event")
+
+    def get_event(self, event_id: str) -> EventRecord | None:
+        rows = self._query("SELECT * FROM events WHERE event_id = ?", (event_id,))
+        found = self._parse(rows, event_from_row, "event")
+        return found[0] if found else None
+
+    def purge_synced_events(self, older_than: timedelta, *, now: datetime | None = None) -> int:
+        """Retention: delete synced events (and their snapshots) older than this; unsynced ones stay."""
+        cutoff = ts_text(_now(now) - older_than)
+        with self._tx() as conn:
+            return conn.execute("DELETE FROM events WHERE synced = 1 AND ts < ? AND event_id NOT IN "
+                                "(SELECT event_id FROM outbox)", (cutoff,)).rowcount
+
+    # ------------------------------------------------------------------------------------ snapshots
+
+    def add_snapshot(self, event_id: str, jpeg: bytes) -> bool:
+        """Keep a face crop with its event; refused (False) when snapshots are off or it is not a JPEG."""
+        if not self.snapshots:
+            log.debug("snapshot for %s not kept: snapshots are off", event_id)
+            return False
+        if not isinstance(jpeg, bytes | bytearray) or bytes(jpeg[:3]) != b"\xff\xd8\xff":
+            log.warning("snapshot for %s is not a JPEG and was not kept", event_id)
+            return False
+        with self._tx() as conn:
+            conn.execute("INSERT OR REPLACE INTO snapshots (event_id, jpeg, created_at) VALUES (?, ?, ?)",
+                         (event_id, bytes(jpeg), ts_text(datetime.now(UTC))))
+        return True
+
+    def get_snapshot(self, event_id: str) -> bytes | None:
+        rows = self._query("SELECT jpeg FROM snapshots WHERE event_id = ?", (event_id,))
+        return bytes(rows[0][0]) if rows else None
+
+    def purge_snapshots(self, older_than: timedelta, *, now: datetime | None = None) -> int:
+        cutoff = ts_text(_now(now) - older_than)
+        with self._tx() as conn:
+            return conn.execute("DELETE FROM snapshots WHERE created_at < ?", (cutoff,)).rowcount
+
+    # ------------------------------------------------------------------------------------- passages
+
+    def record_passage(self, p: Passage) -> bool:
+        """Record a passage (also one reported by a peer gate); False if it was already known."""
+        with self._tx() as conn:
+            return conn.execute("INSERT OR IGNORE INTO passages (person_id, ts, gate_id, direction) "
+                                "VALUES (?, ?, ?, ?)", (p.person_id, ts_text(p.ts), p.gate_id, p.direction)
+                                ).rowcount > 0
+
+    def recent_passages(self, person_id: str, since: datetime) -> list[Passage]:
+        rows = self._query("SELECT * FROM passages WHERE person_id = ? AND ts >= ? ORDER BY ts",
+                           (person_id, ts_text(since)))
+        return self._parse(rows, lambda r: Passage(r["person_id"], parse_ts(r["ts"]), r["gate_id"],
+                                                   r["direction"]), "passage")
+
+    def last_seen(self) -> dict[str, datetime]:
+        """Each person's latest passage at any gate (care watch)."""
+        return {r[0]: parse_ts(r[1]) for r in self._query("SELECT person_id, max(ts) FROM passages "
+                                                          "GROUP BY person_id")}
+
+    def purge_passages(self, older_than: timedelta, *, now: datetime | None = None) -> int:
+        """Delete old passages but keep each person's latest one (care watch needs it)."""
+        cutoff = ts_text(_now(now) - older_than)
+        with self._tx() as conn:
+            return conn.execute("DELETE FROM passages WHERE ts < ? AND ts < (SELECT max(ts) FROM passages p "
+                                "WHERE p.person_id = passages.person_id)", (cutoff,)).rowcount
+
+    # ------------------------------------------------------------------------- audit, meta, guards
+
+    def audit(self, actor: str, action: str, details: JsonDict | None = None, *,
+              ts: datetime | None = None) -> int:
+        if not actor or not action:
+            raise ValueError("an audit entry needs an actor and an action")
+        with self._tx() as conn:
+            cur = conn.execute("INSERT INTO audit (ts, actor, action, details) VALUES (?, ?, ?, ?)",
+                               (ts_text(_now(ts)), actor, action, dumps(details or {})))
+            return int(cur.lastrowid or 0)
+
+    def audit_entries(self, since: datetime | None = None, limit: int = 100,
+                      offset: int = 0) -> list[AuditEntry]:
+        """Audit log, newest first."""
+        limit, offset = _page(limit, offset)
+        rows = self._query("SELECT * FROM audit WHERE ts >= ? ORDER BY id DESC LIMIT ? OFFSET ?",
+                           (ts_text(since) if since else "", limit, offset))
+        return self._parse(rows, lambda r: AuditEntry(r["id"], parse_ts(r["ts"]), r["actor"], r["action"],
+                                                      json.loads(r["details"])), "audit")
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx() as conn:
+            conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
+                         "value = excluded.value", (key, str(value)))
+
+    def add_guard(self, name: str, role: Literal["viewer", "operator"], password_hash: str) -> None:
+        if not name or not password_hash:
+            raise ValueError("a guard needs a name and a password hash")
+        if role not in ("viewer", "operator"):
+            raise ValueError(f"guard role {role!r} is not viewer or operator")
+        with self._tx() as conn:
+            if conn.execute("SELECT 1 FROM guards WHERE name = ?", (name,)).fetchone():
+                raise StoreError(f"guard {name!r} exists already")
+            conn.execute("INSERT INTO guards (name, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
+                         (name, role, password_hash, ts_text(datetime.now(UTC))))
+
+    def set_guard_disabled(self, name: str, disabled: bool) -> bool:
+        with self._tx() as conn:
+            cur = conn.execute("UPDATE guards SET disabled = ? WHERE name = ?", (int(disabled), name))
+            return cur.rowcount > 0
+
+    @staticmethod
+    def _guard(r: sqlite3.Row) -> GuardRecord:
+        return GuardRecord(r["name"], r["role"], r["password_hash"], parse_ts(r["created_at"]),
+                           bool(r["disabled"]))
+
+    def get_guard(self, name: str) -> GuardRecord | None:
+        found = self._parse(self._query("SELECT * FROM guards WHERE name = ?", (name,)), self._guard, "guard")
+        return found[0] if found else None
+
+    def list_guards(self) -> list[GuardRecord]:
+        return self._parse(self._query("SELECT * FROM guards ORDER BY name"), self._guard, "guard")
+
+    def integrity_check(self) -> str:
+        """'ok', or what SQLite found wrong (page structure, then foreign keys)."""
+        problems = [str(r[0]) for r in self._query("PRAGMA integrity_check")]
+        if problems != ["ok"]:
+            return "; ".join(problems)
+        fks = self._query("PRAGMA foreign_key_check")
+        if fks:
+            return "; ".join(f"foreign key violation in {r[0]} row {r[1]} -> {r[2]}" for r in fks)
+        return "ok"
+
+
+class StoreWriter:
+    """Runs write callables one after another on a dedicated thread; `submit` never blocks on disk."""
+
+    _STOP = object()
+
+    def __init__(self, store: Store, name: str = "store-writer") -> None:
+        self.store = store
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._pending = 0
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def pending(self) -> int:
+        """Writes submitted but not finished (a health figure)."""
+        return self._pending
+
+    def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+        with self._lock:
+            if self._closed:
+                raise StoreError("the store writer is closed")
+            self._pending += 1
+            self._queue.put((future, fn, args, kwargs))
+        return future
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is self._STOP:
+                return
+            future, fn, args, kwargs = item
+            try:
+                if future.set_running_or_notify_cancel():
+                    try:
+                        future.set_result(fn(*args, **kwargs))
+                    except BaseException as exc:
+                        log.error("store write %s failed: %s", getattr(fn, "__name__", fn), exc)
+                        future.set_exception(exc)
+            finally:
+                with self._lock:
+                    self._pending -= 1
+
+    def close(self, timeout: float | None = None) -> None:
+        """Finish every write submitted so far, stop the thread, close the store."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(self._STOP)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.error("store writer did not finish within %s s; %s writes pending", timeout, self._pending)
+            return
+        self.store.close()

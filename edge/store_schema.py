@@ -1,0 +1,542 @@
+"""What the local store holds: record types (persons, events, alarms, passages), their validation and
+JSON/row encoding, and the versioned schema migrations.
+
+Records validate themselves when made, so nothing malformed reaches a table; times are aware UTC
+datetimes, stored as fixed-width ISO-8601 text (`2024-05-01T07:00:00.000000Z`) that sorts by time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from edge.ids import new_event_id
+
+PersonKind = Literal["resident", "visitor", "staff"]
+PersonStatus = Literal["active", "suspended", "blocked"]
+Direction = Literal["in", "out"]
+KINDS: tuple[str, ...] = ("resident", "visitor", "staff")
+STATUSES: tuple[str, ...] = ("active", "suspended", "blocked")
+DIRECTIONS: tuple[str, ...] = ("in", "out")
+DAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+PERSON_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")  # same rule as the whitelist messages
+MAX_CARE_WATCH_HOURS = 24 * 14
+JsonDict = dict[str, Any]
+
+
+class StoreError(RuntimeError):
+    """The store refused or failed an operation; the message says which and why."""
+
+
+class SchemaTooNewError(StoreError):
+    """The database was written by a newer edge-gate (a higher schema version than this code knows)."""
+
+
+# ---------------------------------------------------------------------------------------------- times
+
+
+def utc(dt: datetime, what: str = "time") -> datetime:
+    """`dt` in UTC; ValueError for a naive datetime (its zone would be a guess)."""
+    if not isinstance(dt, datetime):
+        raise ValueError(f"{what} must be a datetime, not {type(dt).__name__}")
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware: {dt!r}")
+    return dt.astimezone(UTC)
+
+
+def ts_text(dt: datetime, what: str = "time") -> str:
+    return utc(dt, what).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_ts(text: str, what: str = "time") -> datetime:
+    """Aware UTC datetime from ISO-8601 text; text without an offset is refused."""
+    if not isinstance(text, str):
+        raise ValueError(f"{what} must be ISO-8601 text, not {type(text).__name__}")
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"{what}: not an ISO-8601 time: {text!r}") from exc
+    return utc(dt, what)
+
+
+def _opt_time(value: datetime | str | None, what: str) -> datetime | None:
+    if value is None:
+        return None
+    return parse_ts(value, what) if isinstance(value, str) else utc(value, what)
+
+
+# ------------------------------------------------------------------------------------------- schedule
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """Minutes after local midnight; `end <= start` means the window runs past midnight."""
+
+    start: int  # 0..1439
+    end: int  # 1..1440
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.start < 1440 and 0 < self.end <= 1440) or self.start == self.end:
+            raise ValueError(f"invalid time window {self.start}-{self.end} (minutes)")
+
+    @property
+    def wraps(self) -> bool:
+        return self.end <= self.start
+
+    @staticmethod
+    def parse(pair: Sequence[str]) -> TimeWindow:
+        if isinstance(pair, str) or len(pair) != 2:
+            raise ValueError(f"a time window is a pair [\"HH:MM\", \"HH:MM\"], not {pair!r}")
+        return TimeWindow(_minutes(pair[0]), _minutes(pair[1]))
+
+    def as_pair(self) -> list[str]:
+        return [f"{self.start // 60:02d}:{self.start % 60:02d}", f"{self.end // 60:02d}:{self.end % 60:02d}"]
+
+
+def _minutes(text: str) -> int:
+    m = re.fullmatch(r"([01]\d|2[0-4]):([0-5]\d)", text) if isinstance(text, str) else None
+    if m is None or (m.group(1) == "24" and m.group(2) != "00"):
+        raise ValueError(f"not a time of day HH:MM: {text!r}")
+    return int(m.group(1)) * 60 + int(m.group(2))
+
+
+@dataclass(frozen=True)
+class WeeklySchedule:
+    """Access windows per weekday (index 0 = Monday) in the gate's local time; a day without windows
+    has no access, except the tail of a window from the day before that runs past midnight."""
+
+    days: tuple[tuple[TimeWindow, ...], ...]
+
+    def __post_init__(self) -> None:
+        if len(self.days) != 7:
+            raise ValueError("a weekly schedule has 7 days")
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> WeeklySchedule:
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a schedule is an object of days to windows, not {data!r}")
+        unknown = set(data) - set(DAYS)
+        if unknown:
+            raise ValueError(f"unknown schedule days {sorted(unknown)}; use {', '.join(DAYS)}")
+        days = []
+        for day in DAYS:
+            windows = data.get(day) or []
+            if isinstance(windows, str | bytes) or not isinstance(windows, Sequence):
+                raise ValueError(f"schedule {day}: a list of windows, not {windows!r}")
+            days.append(tuple(TimeWindow.parse(w) for w in windows))
+        return WeeklySchedule(tuple(days))
+
+    def to_json(self) -> JsonDict:
+        return {DAYS[i]: [w.as_pair() for w in ws] for i, ws in enumerate(self.days) if ws}
+
+    def allows(self, local: datetime) -> bool:
+        """Whether the local wall-clock time `local` falls inside a window."""
+        minute = local.hour * 60 + local.minute
+        today, yesterday = self.days[local.weekday()], self.days[(local.weekday() - 1) % 7]
+        for w in today:
+            if (w.start <= minute < w.end) if not w.wraps else minute >= w.start:
+                return True
+        return any(w.wraps and minute < w.end for w in yesterday)
+
+
+# -------------------------------------------------------------------------------------------- records
+
+
+def _set(obj: object, name: str, value: object) -> None:
+    object.__setattr__(obj, name, value)
+
+
+def _str_tuple(value: Any, what: str, allowed: Sequence[str] | None = None) -> tuple[str, ...]:
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence | set | frozenset):
+        raise ValueError(f"{what} must be a list of strings, not {value!r}")
+    items = tuple(value)
+    for item in items:
+        if not isinstance(item, str) or not item:
+            raise ValueError(f"{what} must be a list of non-empty strings, not {value!r}")
+        if allowed is not None and item not in allowed:
+            raise ValueError(f"{what}: {item!r} is not one of {', '.join(allowed)}")
+    return tuple(dict.fromkeys(items))
+
+
+@dataclass(frozen=True)
+class PersonRecord:
+    """A person the gate knows; constructing one validates and normalises every field."""
+
+    id: str
+    name: str
+    kind: PersonKind = "resident"
+    status: PersonStatus = "active"
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    max_uses: int | None = None  # None: unlimited
+    uses: int = 0
+    allowed_gates: tuple[str, ...] = ()  # empty: every gate
+    directions: tuple[Direction, ...] = ()  # empty: both
+    schedule: WeeklySchedule | None = None  # None: always
+    care_watch_hours: float | None = None
+    unit: str | None = None
+    updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not PERSON_ID.match(self.id):
+            raise ValueError(f"person id must match {PERSON_ID.pattern}: {self.id!r}")
+        if not isinstance(self.name, str) or len(self.name) > 200:
+            raise ValueError(f"person {self.id}: name must be text of at most 200 characters")
+        if self.kind not in KINDS:
+            raise ValueError(f"person {self.id}: kind {self.kind!r} is not one of {', '.join(KINDS)}")
+        if self.status not in STATUSES:
+            raise ValueError(f"person {self.id}: status {self.status!r} is not one of {', '.join(STATUSES)}")
+        _set(self, "valid_from", _opt_time(self.valid_from, "valid_from"))
+        _set(self, "valid_until", _opt_time(self.valid_until, "valid_until"))
+        if self.valid_from and self.valid_until and self.valid_until <= self.valid_from:
+            raise ValueError(f"person {self.id}: valid_until must be after valid_from")
+        for name in ("max_uses", "uses"):
+            value = getattr(self, name)
+            if value is None and name == "max_uses":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"person {self.id}: {name} must be a non-negative integer, not {value!r}")
+        _set(self, "allowed_gates", _str_tuple(self.allowed_gates, "allowed_gates"))
+        _set(self, "directions", _str_tuple(self.directions, "directions", DIRECTIONS))
+        if isinstance(self.schedule, Mapping):
+            _set(self, "schedule", WeeklySchedule.from_json(self.schedule))
+        elif self.schedule is not None and not isinstance(self.schedule, WeeklySchedule):
+            raise ValueError(f"person {self.id}: schedule must be a weekly schedule or None")
+        hours = self.care_watch_hours
+        if hours is not None:
+            if isinstance(hours, bool) or not isinstance(hours, int | float) or not math.isfinite(hours) \
+                    or not 0 < hours <= MAX_CARE_WATCH_HOURS:
+                raise ValueError(f"person {self.id}: care_watch_hours must be in (0, {MAX_CARE_WATCH_HOURS}]")
+            _set(self, "care_watch_hours", float(hours))
+        if self.unit is not None and (not isinstance(self.unit, str) or len(self.unit) > 64):
+            raise ValueError(f"person {self.id}: unit must be text of at most 64 characters")
+        _set(self, "updated_at", _opt_time(self.updated_at, "updated_at"))
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any]) -> PersonRecord:
+        """From a JSON object (times as ISO-8601 text); unknown keys and bad values raise ValueError."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a person is a JSON object, not {type(data).__name__}")
+        known = set(PersonRecord.__dataclass_fields__)
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown person fields: {', '.join(sorted(map(str, unknown)))}")
+        if "id" not in data or "name" not in data:
+            raise ValueError("a person needs an id and a name")
+        kwargs = dict(data)
+        for key in ("allowed_gates", "directions"):
+            if kwargs.get(key) is None:
+                kwargs.pop(key, None)
+        if kwargs.get("updated_at") is None:
+            kwargs.pop("updated_at", None)
+        if kwargs.get("uses") is None:
+            kwargs.pop("uses", None)
+        return PersonRecord(**kwargs)
+
+    def to_dict(self) -> JsonDict:
+        return {
+            "id": self.id, "name": self.name, "kind": self.kind, "status": self.status,
+            "valid_from": ts_text(self.valid_from) if self.valid_from else None,
+            "valid_until": ts_text(self.valid_until) if self.valid_until else None,
+            "max_uses": self.max_uses, "uses": self.uses, "allowed_gates": list(self.allowed_gates),
+            "directions": list(self.directions),
+            "schedule": self.schedule.to_json() if self.schedule else None,
+            "care_watch_hours": self.care_watch_hours, "unit": self.unit,
+            "updated_at": ts_text(self.updated_at),
+        }
+
+
+def json_safe(value: Any) -> Any:
+    """A JSON-encodable copy: numpy scalars/arrays to Python, tuples to lists, NaN/inf to None."""
+    if value is None or isinstance(value, bool | str | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, datetime):
+        return ts_text(value)
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [json_safe(v) for v in value]
+    item = getattr(value, "tolist", None)  # numpy scalars and arrays
+    if callable(item):
+        return json_safe(item())
+    to_dict = getattr(value, "as_dict", None)
+    if callable(to_dict):
+        return json_safe(to_dict())
+    raise ValueError(f"cannot store {type(value).__name__} as JSON: {value!r}")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(json_safe(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _choice(value: str, allowed: Sequence[str], what: str) -> None:
+    if value not in allowed:
+        raise ValueError(f"{what} {value!r} is not one of {', '.join(allowed)}")
+
+
+def _text(value: Any, what: str, max_len: int = 200, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value or len(value) > max_len:
+        raise ValueError(f"{what} must be non-empty text of at most {max_len} characters, not {value!r}")
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One access decision; reasons/alarms/temperature/scores are JSON-able and stored as given."""
+
+    ts: datetime
+    gate_id: str
+    direction: Direction
+    decision: Literal["grant", "deny"]
+    person_id: str | None = None
+    reasons: tuple[JsonDict, ...] = ()
+    alarms: tuple[JsonDict, ...] = ()
+    temperature: JsonDict | None = None
+    scores: JsonDict | None = None
+    event_id: str = field(default_factory=new_event_id)
+    synced: bool = False
+
+    def __post_init__(self) -> None:
+        _set(self, "ts", utc(self.ts, "event ts"))
+        _text(self.gate_id, "gate_id", 64)
+        _choice(self.direction, DIRECTIONS, "direction")
+        _choice(self.decision, ("grant", "deny"), "decision")
+        _text(self.person_id, "person_id", 64, optional=True)
+        _text(self.event_id, "event_id", 64)
+        for name in ("reasons", "alarms"):
+            value = getattr(self, name)
+            if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence):
+                raise ValueError(f"event {name} must be a list, not {value!r}")
+            _set(self, name, tuple(json_safe(v) for v in value))
+        for name in ("temperature", "scores"):
+            value = getattr(self, name)
+            if value is not None:
+                if not isinstance(value, Mapping):
+                    raise ValueError(f"event {name} must be an object or None, not {value!r}")
+                _set(self, name, json_safe(value))
+
+    def to_dict(self) -> JsonDict:
+        return {"event_id": self.event_id, "ts": ts_text(self.ts), "gate_id": self.gate_id,
+                "direction": self.direction, "person_id": self.person_id, "decision": self.decision,
+                "reasons": list(self.reasons), "alarms": list(self.alarms), "temperature": self.temperature,
+                "scores": self.scores}
+
+
+SEVERITIES: tuple[str, ...] = ("info", "warning", "high", "critical")
+
+
+@dataclass(frozen=True)
+class AlarmRecord:
+    ts: datetime
+    kind: str
+    severity: str
+    message: str
+    details: JsonDict = field(default_factory=dict)
+    gate_id: str | None = None
+    person_id: str | None = None
+    id: str = field(default_factory=new_event_id)
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        _set(self, "ts", utc(self.ts, "alarm ts"))
+        _text(self.kind, "alarm kind", 64)
+        _choice(self.severity, SEVERITIES, "alarm severity")
+        if not isinstance(self.message, str) or len(self.message) > 1000:
+            raise ValueError("alarm message must be text of at most 1000 characters")
+        if not isinstance(self.details, Mapping):
+            raise ValueError(f"alarm details must be an object, not {self.details!r}")
+        _set(self, "details", json_safe(self.details))
+        _text(self.gate_id, "gate_id", 64, optional=True)
+        _text(self.person_id, "person_id", 64, optional=True)
+        _text(self.id, "alarm id", 64)
+        _set(self, "acknowledged_at", _opt_time(self.acknowledged_at, "acknowledged_at"))
+
+    def to_dict(self) -> JsonDict:
+        return {"id": self.id, "ts": ts_text(self.ts), "kind": self.kind, "severity": self.severity,
+                "message": self.message, "details": self.details, "gate_id": self.gate_id,
+                "person_id": self.person_id}
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A person passing a gate (this one or, once synced, a peer): for anti-passback and care watch."""
+
+    person_id: str
+    ts: datetime
+    gate_id: str
+    direction: Direction
+
+    def __post_init__(self) -> None:
+        _text(self.person_id, "person_id", 64)
+        _set(self, "ts", utc(self.ts, "passage ts"))
+        _text(self.gate_id, "gate_id", 64)
+        _choice(self.direction, DIRECTIONS, "direction")
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    seq: int
+    event_id: str
+    topic_kind: str
+    payload: str  # the JSON text to publish, as written
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class GuardRecord:
+    name: str
+    role: Literal["viewer", "operator"]
+    password_hash: str
+    created_at: datetime
+    disabled: bool
+
+
+def person_from_row(row: sqlite3.Row) -> PersonRecord:
+    schedule = json.loads(row["schedule"]) if row["schedule"] is not None else None
+    return PersonRecord(
+        id=row["id"], name=row["name"], kind=row["kind"], status=row["status"],
+        valid_from=parse_ts(row["valid_from"]) if row["valid_from"] else None,
+        valid_until=parse_ts(row["valid_until"]) if row["valid_until"] else None,
+        max_uses=row["max_uses"], uses=row["uses"], allowed_gates=tuple(json.loads(row["allowed_gates"])),
+        directions=tuple(json.loads(row["directions"])),
+        schedule=WeeklySchedule.from_json(schedule) if schedule is not None else None,
+        care_watch_hours=row["care_watch_hours"], unit=row["unit"],
+        updated_at=parse_ts(row["updated_at"]),
+    )
+
+
+def event_from_row(row: sqlite3.Row) -> EventRecord:
+    return EventRecord(
+        event_id=row["event_id"], ts=parse_ts(row["ts"]), gate_id=row["gate_id"],
+        direction=row["direction"], person_id=row["person_id"],
+        decision=row["decision"], reasons=tuple(json.loads(row["reasons"])),
+        alarms=tuple(json.loads(row["alarms"])),
+        temperature=json.loads(row["temperature"]) if row["temperature"] is not None else None,
+        scores=json.loads(row["scores"]) if row["scores"] is not None else None, synced=bool(row["synced"]))
+
+
+def alarm_from_row(row: sqlite3.Row) -> AlarmRecord:
+    return AlarmRecord(
+        id=row["id"], ts=parse_ts(row["ts"]), kind=row["kind"], severity=row["severity"],
+        message=row["message"], details=json.loads(row["details"]), gate_id=row["gate_id"],
+        person_id=row["person_id"], acknowledged_by=row["acknowledged_by"],
+        acknowledged_at=parse_ts(row["acknowledged_at"]) if row["acknowledged_at"] else None)
+
+
+# ----------------------------------------------------------------------------------------- migrations
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def _v1(conn: sqlite3.Connection) -> None:
+    statements = [
+        """CREATE TABLE persons (
+            id TEXT PRIMARY KEY, name TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('resident', 'visitor', 'staff')),
+            status TEXT NOT NULL CHECK (status IN ('active', 'suspended', 'blocked')),
+            valid_from TEXT, valid_until TEXT,
+            max_uses INTEGER CHECK (max_uses IS NULL OR max_uses >= 0),
+            uses INTEGER NOT NULL DEFAULT 0 CHECK (uses >= 0),
+            allowed_gates TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(allowed_gates)),
+            directions TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(directions)),
+            schedule TEXT CHECK (schedule IS NULL OR json_valid(schedule)),
+            care_watch_hours REAL CHECK (care_watch_hours IS NULL OR care_watch_hours > 0),
+            unit TEXT, updated_at TEXT NOT NULL)""",
+        "CREATE INDEX persons_name ON persons(name COLLATE NOCASE)",
+        """CREATE TABLE templates (
+            id INTEGER PRIMARY KEY,
+            person_id TEXT NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
+            model_id TEXT NOT NULL, dim INTEGER NOT NULL CHECK (dim > 0),
+            embedding BLOB NOT NULL CHECK (length(embedding) = 4 * dim), created_at TEXT NOT NULL)""",
+        "CREATE INDEX templates_model_person ON templates(model_id, person_id)",
+        "CREATE INDEX templates_person ON templates(person_id)",
+        """CREATE TABLE events (
+            event_id TEXT PRIMARY KEY, ts TEXT NOT NULL, gate_id TEXT NOT NULL,
+            direction TEXT NOT NULL CHECK (direction IN ('in', 'out')), person_id TEXT,
+            decision TEXT NOT NULL CHECK (decision IN ('grant', 'deny')),
+            reasons TEXT NOT NULL CHECK (json_valid(reasons)),
+            alarms TEXT NOT NULL CHECK (json_valid(alarms)),
+            temperature TEXT CHECK (temperature IS NULL OR json_valid(temperature)),
+            scores TEXT CHECK (scores IS NULL OR json_valid(scores)),
+            synced INTEGER NOT NULL DEFAULT 0 CHECK (synced IN (0, 1)))""",
+        "CREATE INDEX events_ts ON events(ts)",
+        "CREATE INDEX events_person_ts ON events(person_id, ts)",
+        "CREATE INDEX events_synced_ts ON events(synced, ts)",
+        """CREATE TABLE outbox (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, topic_kind TEXT NOT NULL,
+            payload TEXT NOT NULL CHECK (json_valid(payload)), created_at TEXT NOT NULL)""",
+        "CREATE INDEX outbox_event ON outbox(event_id)",
+        """CREATE TABLE alarms (
+            id TEXT PRIMARY KEY, ts TEXT NOT NULL, kind TEXT NOT NULL, severity TEXT NOT NULL,
+            message TEXT NOT NULL, details TEXT NOT NULL CHECK (json_valid(details)),
+            gate_id TEXT, person_id TEXT, acknowledged_by TEXT, acknowledged_at TEXT)""",
+        "CREATE INDEX alarms_ts ON alarms(ts)",
+        "CREATE INDEX alarms_kind_person ON alarms(kind, person_id, ts)",
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY, ts TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+            details TEXT NOT NULL CHECK (json_valid(details)))""",
+        "CREATE INDEX audit_ts ON audit(ts)",
+        """CREATE TABLE guards (
+            name TEXT PRIMARY KEY, role TEXT NOT NULL CHECK (role IN ('viewer', 'operator')),
+            password_hash TEXT NOT NULL, created_at TEXT NOT NULL,
+            disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)))""",
+        """CREATE TABLE passages (
+            person_id TEXT NOT NULL, ts TEXT NOT NULL, gate_id TEXT NOT NULL,
+            direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+            PRIMARY KEY (person_id, ts, gate_id, direction)) WITHOUT ROWID""",
+        "CREATE INDEX passages_ts ON passages(ts)",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE snapshots (
+            event_id TEXT PRIMARY KEY REFERENCES events(event_id) ON DELETE CASCADE,
+            jpeg BLOB NOT NULL, created_at TEXT NOT NULL)""",
+        "CREATE INDEX snapshots_created ON snapshots(created_at)",
+    ]
+    for sql in statements:
+        conn.execute(sql)
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1,)
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """Bring the database to the newest version, one transaction per migration; return the version.
+
+    `conn` must be in autocommit mode (isolation_level None). A database newer than `migrations`
+    is refused; a failed migration is rolled back and leaves the previous version intact.
+    """
+    target = len(migrations)
+    while True:
+        conn.execute("BEGIN IMMEDIATE")  # another process migrating at the same time waits here
+        try:
+            version = schema_version(conn)
+            if version > target:
+                raise SchemaTooNewError(
+                    f"database schema version {version} is newer than this edge-gate knows ({target}); "
+                    "upgrade edge-gate or restore a matching backup")
+            if version == target:
+                conn.execute("COMMIT")
+                return version
+            migrations[version](conn)
+            conn.execute("DELETE FROM schema_version")
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version + 1,))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise

@@ -1,0 +1,135 @@
+"""Capture: replay sources, the latest-frame buffer, reconnect, frozen and black streams."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.camera import Camera, CameraConfig, Frame, LatestFrame
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return cond()
+
+
+def write_frames(folder: Path, n: int, black: bool = False) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        img = np.zeros((120, 160, 3), np.uint8) if black else rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+        cv2.imwrite(str(folder / f"{i:04d}.png"), img)
+
+
+def test_latest_frame_keeps_only_the_newest_and_counts_drops() -> None:
+    buf = LatestFrame()
+    img = np.zeros((20, 20, 3), np.uint8)
+    for seq in range(1, 6):
+        buf.put(Frame(img, seq, time.monotonic()))
+    got = buf.get(0.1)
+    assert got is not None and got.seq == 5 and buf.dropped == 4
+    assert buf.get(0.05) is None
+
+
+def test_folder_replay_paces_frames_and_reports_fps(tmp_path: Path) -> None:
+    write_frames(tmp_path / "f", 10)
+    cam = Camera(CameraConfig(type="folder", source=str(tmp_path / "f"), fps=40))
+    cam.start()
+    try:
+        seqs = []
+        while len(seqs) < 15:
+            frame = cam.buffer.get(1.0)
+            assert frame is not None
+            seqs.append(frame.seq)
+        h = cam.health()
+        assert h.connected and h.ok and 20 < h.fps < 60
+        assert seqs == sorted(seqs)
+    finally:
+        cam.stop()
+    assert not cam.alive
+
+
+def test_slow_consumer_drops_frames_capture_never_waits(tmp_path: Path) -> None:
+    write_frames(tmp_path / "f", 5)
+    cam = Camera(CameraConfig(type="folder", source=str(tmp_path / "f"), fps=100))
+    cam.start()
+    try:
+        assert wait_for(lambda: cam.frames >= 40)
+        assert cam.health().dropped >= 35  # nobody consumed: all but the newest were replaced
+        assert cam.health().skipped_fps > 0
+    finally:
+        cam.stop()
+
+
+def test_missing_source_reconnects_with_backoff_and_recovers(tmp_path: Path) -> None:
+    folder = tmp_path / "later"
+    cam = Camera(CameraConfig(type="folder", source=str(folder), fps=30, reconnect_min_s=0.05, reconnect_max_s=0.2))
+    cam.start()
+    try:
+        assert wait_for(lambda: cam.last_error is not None)
+        assert not cam.health().connected
+        write_frames(folder, 3)  # the camera is plugged in
+        assert wait_for(lambda: cam.health().connected and cam.frames > 3)
+    finally:
+        cam.stop()
+
+
+def test_unplugged_mid_stream_is_noticed_and_reopened(tmp_path: Path) -> None:
+    folder = tmp_path / "f"
+    write_frames(folder, 3)
+    cam = Camera(CameraConfig(type="folder", source=str(folder), fps=50, loop=False, reconnect_min_s=0.05,
+                              reconnect_max_s=0.1))
+    cam.start()
+    try:
+        assert wait_for(lambda: cam.reconnects >= 1)  # end of a non-looping replay = the stream went away
+        shutil.rmtree(folder)
+        assert wait_for(lambda: cam.last_error is not None and "open failed" in cam.last_error)
+        write_frames(folder, 3)
+        before = cam.frames
+        assert wait_for(lambda: cam.frames > before)
+    finally:
+        cam.stop()
+
+
+def test_frozen_and_black_streams_are_detected(tmp_path: Path) -> None:
+    write_frames(tmp_path / "one", 1)
+    cam = Camera(CameraConfig(type="folder", source=str(tmp_path / "one"), fps=50, frozen_after_s=0.3))
+    cam.start()
+    try:
+        assert wait_for(lambda: cam.health().frozen)
+        assert not cam.health().ok
+    finally:
+        cam.stop()
+    write_frames(tmp_path / "dark", 4, black=True)
+    cam = Camera(CameraConfig(type="folder", source=str(tmp_path / "dark"), fps=50, black_after_s=0.3))
+    cam.start()
+    try:
+        assert wait_for(lambda: cam.health().black)
+    finally:
+        cam.stop()
+
+
+def test_video_file_source(tmp_path: Path) -> None:
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (160, 120))
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        writer.write(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8))
+    writer.release()
+    cam = Camera(CameraConfig(type="file", source=str(path), fps=50))
+    cam.start()
+    try:
+        frame = cam.buffer.get(3.0)
+        assert frame is not None and frame.image.shape == (120, 160, 3)
+        assert wait_for(lambda: cam.frames > 12)  # looped past the end of the clip
+    finally:
+        cam.stop()

@@ -1,0 +1,117 @@
+"""The supervisor in-process: a missing camera is alarmed and its recovery noted; face snapshots are
+kept only when configured, and only the face crop."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from edge.config import load_config
+from edge.demo_scene import prepare_demo
+from edge.gate import Gate
+from edge.lane import Outcome
+from edge.store import Store
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("sup")
+    (root / "base.toml").write_text(f'[gate]\ndata_dir = "{root / "data"}"\n')
+    prepare_demo(load_config(root / "base.toml"), root / "scene")
+    return root
+
+
+def _config(prepared: Path, tmp: Path, camera_dir: Path, extra: str = "") -> Path:
+    (tmp / "data").mkdir(exist_ok=True)
+    shutil.copyfile(prepared / "data" / "gate.db", tmp / "data" / "gate.db")
+    cfg = tmp / "gate.toml"
+    cfg.write_text(f'[gate]\ndata_dir = "{tmp / "data"}"\n[camera]\ntype = "folder"\nsource = "{camera_dir}"\n'
+                   f"fps = 20\nreconnect_min_s = 0.1\nreconnect_max_s = 0.2\n"
+                   f'[thermal]\ntype = "sim"\nkind = "gy_mcu90614"\n[relay]\ntype = "sim"\nkind = "lcus"\n{extra}')
+    return cfg
+
+
+def _until(gate: Gate, cond: object, timeout: float = 10.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        gate.check()
+        if callable(cond) and cond():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.slow
+def test_camera_fault_is_alarmed_and_recovery_noted(prepared: Path, tmp_path: Path) -> None:
+    camera_dir = tmp_path / "camera"  # not there yet: the camera is unplugged
+    gate = Gate(load_config(_config(prepared, tmp_path, camera_dir)))
+    gate.start()
+    try:
+        assert _until(gate, lambda: "camera" in gate.health and not gate.health["camera"].ok)
+        shutil.copytree(prepared / "scene", camera_dir)  # plugged in
+        assert _until(gate, lambda: gate.health["camera"].ok)
+    finally:
+        gate.shutdown()
+    with Store.open(tmp_path / "data" / "gate.db") as store:
+        kinds = [a.kind for a in store.alarms(limit=100)]
+    assert "camera_fault" in kinds and "camera_recovered" in kinds
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("snapshots", [False, True])
+def test_face_snapshots_only_when_configured(prepared: Path, tmp_path: Path, snapshots: bool) -> None:
+    camera_dir = tmp_path / "camera"
+    camera_dir.mkdir()
+    for i in range(24):  # Tom Hanks walking up
+        shutil.copyfile(prepared / "scene" / f"{i:04d}.jpg", camera_dir / f"{i:04d}.jpg")
+    outcomes: list[Outcome] = []
+    extra = f"[store]\nsnapshots = {'true' if snapshots else 'false'}\n"
+    gate = Gate(load_config(_config(prepared, tmp_path, camera_dir, extra)), on_outcome=outcomes.append)
+    gate.start()
+    try:
+        assert _until(gate, lambda: bool(outcomes))
+    finally:
+        gate.shutdown()
+    with Store.open(tmp_path / "data" / "gate.db", snapshots=snapshots) as store:
+        jpeg = store.get_snapshot(outcomes[0].event.event_id)
+    if not snapshots:
+        assert jpeg is None
+    else:
+        import cv2
+        import numpy as np
+
+        assert jpeg is not None
+        crop = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert crop.shape[0] < 480 and crop.shape[1] < 640  # the face, not the frame
+
+
+@pytest.mark.slow
+def test_manual_open_health_preview_and_listeners(prepared: Path, tmp_path: Path) -> None:
+    camera_dir = tmp_path / "camera"
+    shutil.copytree(prepared / "scene", camera_dir)
+    gate = Gate(load_config(_config(prepared, tmp_path, camera_dir)))
+    seen: list[tuple[str, dict[str, object]]] = []
+    unsubscribe = gate.subscribe(lambda kind, payload: seen.append((kind, payload)))
+    gate.start()
+    try:
+        assert _until(gate, lambda: any(k == "decision" for k, _ in seen))
+        with pytest.raises(ValueError, match="reason"):
+            gate.manual_open("guard-li", "   ")
+        event = gate.manual_open("guard-li", "delivery van, driver known")
+        assert gate.relay.state or gate.relay.pulsing
+        health = gate.health_snapshot()
+        assert health["camera"]["ok"] and health["whitelist"]["persons"] == 6  # type: ignore[index]
+        jpeg = gate.preview_jpeg()
+        assert jpeg is not None and jpeg[:3] == b"\xff\xd8\xff"
+        unsubscribe()
+    finally:
+        gate.shutdown()
+    assert any(k == "decision" and p["event_id"] == event.event_id for k, p in seen)
+    with Store.open(tmp_path / "data" / "gate.db") as store:
+        stored = store.get_event(event.event_id)
+        audit = store.audit_entries(limit=10)
+    assert stored is not None and stored.reasons[0]["code"] == "manual_open"
+    assert any(a.action == "manual_open" and a.actor == "guard-li" for a in audit)
