@@ -1,0 +1,1 @@
+"""Sync with the community server over MQTT: messages, signatures, durable events, whitelist intake."""

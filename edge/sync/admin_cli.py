@@ -1,0 +1,116 @@
+"""`gate admin ...`: the community admin's commands (keys, pushes, events, acks)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from edge.sync.admin import AdminClient, build_push, keygen, push, read_person_file
+from edge.sync.signing import AdminKey
+
+
+def _client(args: argparse.Namespace) -> AdminClient:
+    password = os.environ.get(args.password_env) if args.password_env else None
+    return AdminClient(args.broker, args.prefix, args.username, password)
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.exists():
+        print(f"{out} exists; refusing to overwrite a key", file=sys.stderr)
+        return 1
+    print(keygen(out))
+    print(f"private key written to {out} (keep it off the gates); put the line above in each gate's "
+          "[mqtt] admin_public_keys", file=sys.stderr)
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    kind = "snapshot" if args.snapshot else "delta"
+    upserts, deletes = read_person_file(Path(args.snapshot or args.delta), args.model_id)
+    version = args.version or int(time.time())
+    payloads = build_push(AdminKey.load(Path(args.key)), args.community, kind, upserts, deletes, version=version,
+                          base_version=args.base_version, gate=args.gate, valid_for=timedelta(hours=args.valid_hours))
+    client = _client(args)
+    try:
+        acks = push(client, args.community, kind, payloads, version, gate=args.gate, wait_acks=args.acks,
+                    timeout=args.timeout)
+    finally:
+        client.close()
+    print(f"pushed {kind} version {version}: {len(upserts)} upserts, {len(deletes)} deletes, "
+          f"{len(payloads)} message(s)", file=sys.stderr)
+    for ack in acks:
+        print(json.dumps(ack, ensure_ascii=False))
+    if len(acks) < args.acks:
+        print(f"only {len(acks)} of {args.acks} acks within {args.timeout:g} s", file=sys.stderr)
+        return 1
+    return 0 if all(a.get("status") == "applied" for a in acks) else 1
+
+
+def _watch(args: argparse.Namespace, topics: list[str]) -> int:
+    client = _client(args)
+    try:
+        client.subscribe(topics)
+        seen = 0
+        end = None if args.follow else time.monotonic() + args.timeout
+        while end is None or time.monotonic() < end:
+            msgs = client.wait(seen + 1, 1.0 if end is None else max(0.0, end - time.monotonic()))
+            for topic, payload in msgs[seen:]:
+                print(json.dumps({"topic": topic, "payload": json.loads(payload) if payload[:1] in b"{[" else
+                                  payload.decode("utf-8", "replace")}, ensure_ascii=False), flush=True)
+            seen = len(msgs)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        client.close()
+    return 0
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    base = f"{args.prefix}/{args.community}/+"
+    return _watch(args, [f"{base}/events", f"{base}/alarms"])
+
+
+def cmd_acks(args: argparse.Namespace) -> int:
+    return _watch(args, [f"{args.prefix}/{args.community}/+/whitelist/ack"])
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    admin = sub.add_parser("admin", help="community admin: keys, signed whitelist pushes, events, acks")
+    asub = admin.add_subparsers(dest="admin_command", required=True)
+    kg = asub.add_parser("keygen", help="make an Ed25519 admin key; prints the public key for gate configs")
+    kg.add_argument("--out", required=True, help="private key file to write (PEM, mode 0600)")
+    kg.set_defaults(func=cmd_keygen)
+
+    def broker(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--broker", required=True, help="mqtt://host:port or mqtts://host:port")
+        p.add_argument("--community", required=True)
+        p.add_argument("--prefix", default="edge-gate", help="topic prefix")
+        p.add_argument("--username")
+        p.add_argument("--password-env", help="environment variable holding the broker password")
+        p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait")
+        return p
+
+    pu = broker(asub.add_parser("push", help="sign and publish a whitelist snapshot or delta"))
+    src = pu.add_mutually_exclusive_group(required=True)
+    src.add_argument("--snapshot", help="CSV/JSON of every person (replaces the list)")
+    src.add_argument("--delta", help="CSV/JSON of changes (upserts, deletes)")
+    pu.add_argument("--key", required=True, help="admin private key (PEM)")
+    pu.add_argument("--version", type=int, help="new whitelist version (default: the current Unix time)")
+    pu.add_argument("--base-version", type=int, help="delta: the version it applies on (default: version - 1)")
+    pu.add_argument("--gate", help="only this gate")
+    pu.add_argument("--model-id", help="model of embeddings given without one")
+    pu.add_argument("--valid-hours", type=float, default=24.0, help="the push expires after this long")
+    pu.add_argument("--acks", type=int, default=0, help="wait for this many gates' acks")
+    pu.set_defaults(func=cmd_push)
+    ev = broker(asub.add_parser("events", help="print the community's events and alarms (JSON lines)"))
+    ev.add_argument("--follow", action="store_true", help="keep printing until Ctrl-C")
+    ev.set_defaults(func=cmd_events)
+    ac = broker(asub.add_parser("acks", help="print the gates' whitelist acks (retained)"))
+    ac.add_argument("--follow", action="store_true")
+    ac.set_defaults(func=cmd_acks)

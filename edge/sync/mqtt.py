@@ -1,0 +1,502 @@
+"""MqttSync: the gate's one MQTT network thread: connection and availability, the outbox drainer
+(QoS 1, bounded in-flight, delete on PUBACK only), the retained state document, and the intake of
+whitelist pushes and peer-gate passage events (handled on a second, non-network thread).
+
+Every paho call happens on the network thread; other threads hand work over through queues. The
+network thread never waits for a store write: acknowledged rows are deleted by a small `mqtt-ack`
+thread (a long whitelist transaction holding the store's write lock cannot stall keepalives).
+Each connection uses a fresh paho client, so nothing of paho's in-memory queue outlives a
+connection: after a reconnect (or a restart) the drainer re-reads the outbox from its oldest row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import queue
+import random
+import ssl
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+from pydantic import ValidationError
+
+from drivers.heartbeat import DEFAULT_WITHIN_S, Heartbeat
+from edge.store import OutboxRow, Store, StoreError
+from edge.sync.config import MqttConfig
+from edge.sync.topics import STATE_SCHEMA, EventMessage, Topics
+
+log = logging.getLogger(__name__)
+JsonDict = dict[str, Any]
+LOOP_TIMEOUT_S = 0.05
+IDLE_POLL_S = 0.25  # how often an idle drainer looks for new outbox rows (notify() skips the wait)
+ACK_FLUSH_ROWS = 200
+ACK_FLUSH_S = 0.2
+CONNACK_TIMEOUT_S = 10.0
+CONNECT_WITHIN_S = 60.0  # a TCP/TLS connect that takes longer than this is a hang
+STOP_ACK_TIMEOUT_S = 2.0
+INTAKE_QUEUE = 256
+MAX_UNFLUSHED = 20_000  # PUBACKed rows awaiting deletion before the drainer pauses (store stalled)
+
+
+class WhitelistHandler(Protocol):
+    """What MqttSync needs from the whitelist side (edge.sync.whitelist.WhitelistApplier)."""
+
+    def handle(self, raw: bytes, topic: str = "") -> JsonDict | None: ...
+
+    def handle_current(self, raw: bytes) -> JsonDict | None: ...
+
+
+def _failed(rc: ReasonCode | int) -> bool:
+    return bool(rc.is_failure) if isinstance(rc, ReasonCode) else int(rc) >= 128
+
+
+class MqttSync:
+    """Start with `start()`, stop with `stop()`. `state` returns the gate's part of the retained health
+    document; `whitelist` answers pushes (its acks are published on `whitelist/ack`); `on_peer_event`
+    gets the validated passage events of the community's other gates. Both run on the intake thread."""
+
+    def __init__(self, cfg: MqttConfig, store: Store, *, gate_id: str, community: str,
+                 state: Callable[[], JsonDict] | None = None, whitelist: WhitelistHandler | None = None,
+                 on_peer_event: Callable[[JsonDict], None] | None = None, password: str | None = None) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.gate_id = gate_id
+        self.topics = Topics(cfg.topic_prefix, community, gate_id)
+        self._state_fn = state
+        self._whitelist = whitelist
+        self._on_peer_event = on_peer_event
+        self._password = password if password is not None else cfg.password()
+        self._v5 = cfg.protocol == "5"
+        # shared with other threads
+        self._lock = threading.Lock()
+        self._commands: queue.SimpleQueue[tuple[str, str, int, bool]] = queue.SimpleQueue()
+        self._intake: queue.Queue[tuple[str, str, bytes] | None] = queue.Queue(INTAKE_QUEUE)
+        self._stop = threading.Event()
+        self.heartbeat = Heartbeat()  # the network thread's; the gate's watchdog checks it
+        self._connected = threading.Event()
+        self._notified = threading.Event()
+        self._net: threading.Thread | None = None
+        self._worker: threading.Thread | None = None
+        self._stats: JsonDict = {"published": 0, "acked": 0, "failed": 0, "connects": 0, "last_error": None,
+                                 "connected_since": None, "pushes": 0, "peer_events": 0, "peer_rejected": 0}
+        # network thread only
+        self._client: mqtt.Client | None = None
+        self._inflight: dict[int, int] = {}  # paho mid -> outbox seq
+        self._queued: deque[OutboxRow] = deque()
+        self._cursor = 0  # highest seq handed to paho on this connection
+        self._acked: list[int] = []  # PUBACKed seqs not yet handed to the ack thread
+        self._unflushed: set[int] = set()  # PUBACKed seqs not yet deleted from the store
+        self._ack_q: queue.SimpleQueue[list[int] | None] = queue.SimpleQueue()
+        self._ack_done: queue.SimpleQueue[list[int]] = queue.SimpleQueue()
+        self._acker: threading.Thread | None = None
+        self._last_flush = 0.0
+        self._next_poll = 0.0
+        self._retry_at = 0.0
+        self._next_state = 0.0
+        self._cap = cfg.max_inflight
+        self._session = False  # CONNACK accepted on the current client
+        self._refused = False
+        self._stopped_mid: int | None = None
+        self._stopped_acked = False
+
+    # ------------------------------------------------------------------------------ public (any thread)
+
+    def start(self) -> None:
+        if self._net is not None:
+            raise RuntimeError("MqttSync already started")
+        self._net = threading.Thread(target=self._run, name="mqtt-net", daemon=True)
+        self._worker = threading.Thread(target=self._intake_loop, name="mqtt-intake", daemon=True)
+        self._acker = threading.Thread(target=self._ack_loop, name="mqtt-ack", daemon=True)
+        self._worker.start()
+        self._acker.start()
+        self._net.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Publish `available`=`stopped`, flush acknowledged rows, disconnect, join the threads."""
+        self._stop.set()
+        if self._net is not None:
+            self._net.join(timeout)
+            if self._net.is_alive():
+                log.error("MQTT network thread did not stop within %s s", timeout)
+        if self._worker is not None:
+            with contextlib.suppress(queue.Full):
+                self._intake.put_nowait(None)
+            self._worker.join(timeout)
+        if self._acker is not None:
+            self._acker.join(timeout)
+
+    def notify(self) -> None:
+        """New outbox rows were written: drain now instead of at the next poll."""
+        self._notified.set()
+
+    def publish_ack(self, ack: JsonDict) -> None:
+        """Publish a whitelist ack (retained, QoS 1) as soon as the gate is connected."""
+        self._commands.put((self.topics.whitelist_ack, json.dumps(ack, ensure_ascii=False), 1, True))
+
+    @property
+    def running(self) -> bool:
+        """The network thread is alive (connected or not)."""
+        return self._net is not None and self._net.is_alive()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def health(self) -> JsonDict:
+        with self._lock:
+            out = dict(self._stats)
+        out["connected"] = self.connected
+        out["inflight"] = len(self._inflight)
+        try:
+            out["outbox_depth"] = self.store.outbox_depth()
+        except StoreError as exc:
+            out["outbox_depth"] = None
+            out["last_error"] = f"store: {exc}"
+        return out
+
+    # ------------------------------------------------------------------------------ network thread
+
+    def _count(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self._stats[key] += n
+
+    def _error(self, message: str, *args: object) -> None:
+        text = message % args if args else message
+        log.error("%s", text)
+        with self._lock:
+            self._stats["last_error"] = text
+
+    def _run(self) -> None:
+        delay = self.cfg.reconnect_min_s
+        while not self._stop.is_set():
+            self.heartbeat.beat(CONNECT_WITHIN_S)
+            was_up = self._connect_and_serve()
+            if self._stop.is_set():
+                break
+            if was_up:
+                delay = self.cfg.reconnect_min_s
+            wait = delay * random.uniform(0.5, 1.0)
+            log.info("MQTT reconnect to %s in %.1f s", self.cfg.url, wait)
+            self.heartbeat.beat(wait + DEFAULT_WITHIN_S)
+            self._stop.wait(wait)
+            delay = min(delay * 2, self.cfg.reconnect_max_s)
+        self._flush_acks(force=True)
+        self._ack_q.put(None)
+        log.info("MQTT sync stopped")
+
+    def _new_client(self) -> mqtt.Client:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.gate_id,
+                             protocol=mqtt.MQTTv5 if self._v5 else mqtt.MQTTv311,
+                             clean_session=None if self._v5 else True)
+        client.enable_logger(logging.getLogger(__name__ + ".paho"))
+        client.will_set(self.topics.available, "offline", qos=1, retain=True)
+        if self.cfg.username is not None:
+            client.username_pw_set(self.cfg.username, self._password)
+        if self.cfg.tls:
+            ctx = ssl.create_default_context(cafile=str(self.cfg.tls_ca_file) if self.cfg.tls_ca_file else None)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_3 if self.cfg.tls_min_version == "1.3" \
+                else ssl.TLSVersion.TLSv1_2
+            if self.cfg.tls_cert_file and self.cfg.tls_key_file:
+                ctx.load_cert_chain(str(self.cfg.tls_cert_file), str(self.cfg.tls_key_file))
+            client.tls_set_context(ctx)
+        client.max_inflight_messages_set(self.cfg.max_inflight + 16)  # our own cap is the binding one
+        client.connect_timeout = 10.0
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        return client
+
+    def _connect_and_serve(self) -> bool:
+        """One connection's life; True if the broker accepted it (CONNACK success)."""
+        try:
+            client = self._new_client()
+            client.connect(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            self._error("MQTT connect to %s failed: %s", self.cfg.url, exc)
+            return False
+        self._client, self._session, self._refused = client, False, False
+        self._stopped_mid, self._stopped_acked = None, False
+        deadline = time.monotonic() + CONNACK_TIMEOUT_S
+        stop_deadline: float | None = None
+        try:
+            while True:
+                self.heartbeat.beat()
+                rc = client.loop(LOOP_TIMEOUT_S)
+                if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or self._refused:
+                    if stop_deadline is None and not self._refused:
+                        self._error("MQTT connection to %s lost: %s", self.cfg.url, mqtt.error_string(rc))
+                    break
+                now = time.monotonic()
+                if not self._session:
+                    if now > deadline:
+                        self._error("MQTT broker %s sent no CONNACK within %s s", self.cfg.url, CONNACK_TIMEOUT_S)
+                        break
+                    if self._stop.is_set():
+                        break
+                    continue
+                if self._stop.is_set():
+                    if stop_deadline is None:
+                        stop_deadline = now + STOP_ACK_TIMEOUT_S
+                        self._flush_acks(force=True)
+                        info = client.publish(self.topics.available, "stopped", qos=1, retain=True)
+                        self._stopped_mid = info.mid
+                    if self._stopped_acked or now > stop_deadline:
+                        client.disconnect()
+                        break
+                    continue
+                self._commands_step(client)
+                self._drain_step(client, now)
+                self._state_step(client, now)
+        finally:
+            was_up = self._session
+            self._lost()
+            self._client = None  # dropped: its sockets close, nothing of its queue is reused
+        return was_up
+
+    def _lost(self) -> None:
+        """The connection ended: forget everything in flight; the outbox still holds those rows."""
+        self._connected.clear()
+        self._session = False
+        self._inflight.clear()
+        self._queued.clear()
+        self._cursor = 0
+        self._flush_acks(force=True)
+        with self._lock:
+            self._stats["connected_since"] = None
+
+    # paho callbacks (run inside client.loop, i.e. on the network thread)
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: ReasonCode,
+                    properties: Properties | None) -> None:
+        if _failed(reason_code):
+            self._refused = True
+            self._error("MQTT broker %s refused the connection: %s", self.cfg.url, reason_code)
+            return
+        self._cap = self.cfg.max_inflight
+        receive_max = getattr(properties, "ReceiveMaximum", None) if properties is not None else None
+        if isinstance(receive_max, int) and receive_max > 0:
+            self._cap = min(self._cap, receive_max)
+        subs: list[tuple[str, Any]] = [(t, 1) for t in self.topics.whitelist_push] if self._whitelist else []
+        if self._whitelist is not None:
+            subs.append((self.topics.whitelist_current, 1))
+        if self._on_peer_event is not None:
+            subs.append((self.topics.peer_events, SubscribeOptions(qos=1, noLocal=True) if self._v5 else 1))
+        if subs:
+            if self._v5:
+                client.subscribe([(t, o if isinstance(o, SubscribeOptions) else SubscribeOptions(qos=o))
+                                  for t, o in subs])
+            else:
+                client.subscribe(subs)
+        self._connected.set()
+        self._session = True
+        with self._lock:
+            self._stats["connects"] += 1
+            self._stats["connected_since"] = datetime.now(UTC).isoformat()
+        client.publish(self.topics.state, self._state_payload(), qos=1, retain=True)
+        client.publish(self.topics.available, "online", qos=1, retain=True)
+        self._next_state = time.monotonic() + self.cfg.state_interval_s
+        self._next_poll = 0.0
+        log.info("MQTT connected to %s as %s", self.cfg.url, self.gate_id)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: ReasonCode,
+                       properties: Properties | None) -> None:
+        self._connected.clear()
+        if _failed(reason_code) and not self._stop.is_set() and not self._refused:
+            self._error("MQTT disconnected from %s: %s", self.cfg.url, reason_code)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: list[ReasonCode],
+                      properties: Properties | None) -> None:
+        bad = [str(rc) for rc in reason_codes if _failed(rc)]
+        if bad:
+            self._error("MQTT broker refused subscriptions: %s", ", ".join(bad))
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason_code: ReasonCode,
+                    properties: Properties | None) -> None:
+        if mid == self._stopped_mid:
+            self._stopped_acked = True
+        seq = self._inflight.pop(mid, None)
+        if seq is None:
+            return
+        if _failed(reason_code):
+            self._count("failed")
+            self._error("broker refused outbox row %s: %s; kept, retried in %.1f s", seq, reason_code,
+                        self.cfg.reconnect_min_s)
+            self._retry_at = time.monotonic() + self.cfg.reconnect_min_s
+            return
+        self._acked.append(seq)
+        self._unflushed.add(seq)
+        self._count("acked")
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        topic = msg.topic
+        if topic == self.topics.whitelist_current:
+            kind = "current"
+        elif topic in self.topics.whitelist_push:
+            kind = "push"
+        elif topic.endswith("/events") and self.topics.gate_of(topic) not in (None, self.gate_id):
+            kind = "peer"
+        else:
+            return
+        try:
+            self._intake.put_nowait((kind, topic, bytes(msg.payload)))
+        except queue.Full:
+            self._error("MQTT intake queue full: %s message on %s dropped", kind, topic)
+
+    # steps
+
+    def _commands_step(self, client: mqtt.Client) -> None:
+        while True:
+            try:
+                topic, payload, qos, retain = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            client.publish(topic, payload, qos=qos, retain=retain)
+
+    def _flush_acks(self, force: bool = False) -> None:
+        """Hand PUBACKed seqs to the ack thread (in batches); they stay skipped until it deleted them."""
+        while True:
+            try:
+                self._unflushed.difference_update(self._ack_done.get_nowait())
+            except queue.Empty:
+                break
+        if not self._acked:
+            return
+        now = time.monotonic()
+        if force or len(self._acked) >= ACK_FLUSH_ROWS or now - self._last_flush >= ACK_FLUSH_S:
+            self._ack_q.put(self._acked)
+            self._acked = []
+            self._last_flush = now
+
+    def _ack_loop(self) -> None:
+        """Delete acknowledged rows; a store that refuses is retried (the rows are delivered already)."""
+        while True:
+            seqs = self._ack_q.get()
+            if seqs is None:
+                return
+            while True:
+                try:
+                    self.store.ack_outbox(seqs)
+                    break
+                except StoreError as exc:
+                    self._error("cannot delete %s acknowledged outbox rows: %s", len(seqs), exc)
+                    if self._stop.wait(1.0):
+                        log.error("%s delivered rows stay in the outbox; they are sent again after a restart",
+                                  len(seqs))
+                        return
+            self._ack_done.put(seqs)
+
+    def _drain_step(self, client: mqtt.Client, now: float) -> None:
+        self._flush_acks()
+        if now < self._retry_at:
+            return
+        if self._retry_at:  # a row was refused: start over from the oldest pending row
+            self._retry_at = 0.0
+            self._queued.clear()
+            self._cursor = 0
+        while len(self._inflight) < self._cap:
+            if not self._queued and not self._refill(now):
+                return
+            row = self._queued.popleft()
+            topic = self.topics.outbox(row.topic_kind)
+            if topic is None:
+                self._error("outbox row %s has unknown kind %r; left in the outbox", row.seq, row.topic_kind)
+                self._cursor = max(self._cursor, row.seq)
+                continue
+            info = client.publish(topic, row.payload, qos=1)
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                self._error("publish of outbox row %s failed: %s", row.seq, mqtt.error_string(info.rc))
+                self._queued.appendleft(row)
+                return
+            self._inflight[info.mid] = row.seq
+            self._cursor = max(self._cursor, row.seq)
+            self._count("published")
+
+    def _refill(self, now: float) -> bool:
+        if now < self._next_poll and not self._notified.is_set():
+            return False
+        self._notified.clear()
+        self._flush_acks(force=True)
+        if len(self._unflushed) > MAX_UNFLUSHED:  # the store is not keeping up: wait for it
+            self._next_poll = now + LOOP_TIMEOUT_S
+            return False
+        busy = set(self._inflight.values()) | self._unflushed
+        try:
+            rows = self.store.pending_outbox(len(busy) + max(200, 5 * self._cap))
+        except StoreError as exc:
+            self._error("cannot read the outbox: %s", exc)
+            self._next_poll = now + IDLE_POLL_S
+            return False
+        self._queued.extend(r for r in rows if r.seq > self._cursor and r.seq not in busy)
+        if not self._queued:
+            self._next_poll = now + IDLE_POLL_S
+            return False
+        return True
+
+    def _state_payload(self) -> str:
+        doc: JsonDict = {}
+        if self._state_fn is not None:
+            try:
+                doc.update(self._state_fn())
+            except Exception as exc:  # a broken health source must not stop the sync
+                log.exception("state callback failed")
+                doc["state_error"] = str(exc)
+        doc.update({"schema": STATE_SCHEMA, "gate": self.gate_id, "ts": datetime.now(UTC).isoformat(),
+                    "sync": self.health()})
+        return json.dumps(doc, ensure_ascii=False, default=str)
+
+    def _state_step(self, client: mqtt.Client, now: float) -> None:
+        if now >= self._next_state:
+            self._next_state = now + self.cfg.state_interval_s
+            client.publish(self.topics.state, self._state_payload(), qos=1, retain=True)
+
+    # ------------------------------------------------------------------------------ intake thread
+
+    def _intake_loop(self) -> None:
+        while True:
+            item = self._intake.get()
+            if item is None:
+                return
+            kind, topic, payload = item
+            try:
+                if kind == "peer":
+                    self._peer_event(topic, payload)
+                    continue
+                assert self._whitelist is not None
+                self._count("pushes")
+                ack = (self._whitelist.handle_current(payload) if kind == "current"
+                       else self._whitelist.handle(payload, topic))
+                if ack is not None:
+                    self.publish_ack(ack)
+            except Exception:  # bad input must never kill the intake thread
+                log.exception("handling the %s message on %s failed", kind, topic)
+
+    def _peer_event(self, topic: str, payload: bytes) -> None:
+        try:
+            event = EventMessage.model_validate_json(payload)
+        except ValidationError as exc:
+            self._count("peer_rejected")
+            log.error("peer event on %s rejected: %s", topic, str(exc).splitlines()[0])
+            return
+        if event.gate_id != self.topics.gate_of(topic):
+            self._count("peer_rejected")
+            log.error("peer event on %s claims gate %s; rejected", topic, event.gate_id)
+            return
+        self._count("peer_events")
+        if self._on_peer_event is not None:
+            self._on_peer_event(event.model_dump(mode="json", by_alias=True))

@@ -1,0 +1,13 @@
+"""The drain benchmark on a 5,000-event backlog (the full 100,000 runs from scripts/bench.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge.sync.bench import bench_drain
+
+
+def test_drain_benchmark_smoke(tmp_path: Path) -> None:
+    result = bench_drain(5_000, workdir=tmp_path)
+    assert result.events == 5_000
+    assert result.rate >= 1_000, f"{result.rate:.0f} events/s"
