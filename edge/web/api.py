@@ -1,0 +1,240 @@
+"""The JSON API (documented in /openapi.json), the live stream (SSE), the camera preview (MJPEG),
+`/healthz` and `/metrics`. Every POST needs the session's CSRF token in the `X-CSRF-Token` header."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, Field
+
+from drivers.relay import RelayError
+from edge.store_schema import PersonRecord, ts_text
+from edge.web.app import WebState, require_session, web_state
+from edge.web.auth import Session, same_token
+from edge.web.views import alarm_view, event_view, health_view
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+CSRF_HEADER = "X-CSRF-Token"
+HEALTH_EVERY_S = 2.0
+PREVIEW_FPS = 5.0
+
+State = Annotated[WebState, Depends(web_state)]
+Guard = Annotated[Session, Depends(require_session)]
+
+
+def csrf_session(request: Request, session: Guard) -> Session:
+    if not same_token(request.headers.get(CSRF_HEADER), session.csrf):
+        raise HTTPException(403, "CSRF token missing or wrong")
+    return session
+
+
+CsrfGuard = Annotated[Session, Depends(csrf_session)]
+
+
+class OpenRequest(BaseModel):
+    reason: str = Field(..., max_length=500, description="Why the guard opens the gate (required, audited).")
+
+
+class OpenResult(BaseModel):
+    event_id: str
+    pulses: int = Field(description="Relay pulses since the gate started, this one included.")
+
+
+class AckResult(BaseModel):
+    id: str
+    acknowledged_by: str
+
+
+class PersonOut(BaseModel):
+    """A whitelist entry as guards see it: no face templates, ever."""
+
+    id: str
+    name: str
+    kind: str
+    status: str
+    unit: str | None
+    valid_from: str | None
+    valid_until: str | None
+    uses: int
+    max_uses: int | None
+
+    @classmethod
+    def of(cls, p: PersonRecord) -> PersonOut:
+        return cls(id=p.id, name=p.name, kind=p.kind, status=p.status, unit=p.unit,
+                   valid_from=ts_text(p.valid_from) if p.valid_from else None,
+                   valid_until=ts_text(p.valid_until) if p.valid_until else None, uses=p.uses, max_uses=p.max_uses)
+
+
+def local_dt(value: datetime | None, st: WebState) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=st.tz)
+    return value
+
+
+@router.get("/healthz", summary="Liveness for supervisors and load balancers (no login)")
+def healthz(st: State) -> JSONResponse:
+    alive = st.gate.alive()
+    return JSONResponse({"ok": alive, "gate_id": st.gate.cfg.gate.id}, status_code=200 if alive else 503)
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics(st: State) -> Response:
+    return Response(st.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/api/status", summary="The gate's health snapshot and the MQTT state")
+def status(st: State, _s: Guard) -> dict[str, Any]:
+    has_sync, sync_ok = st.sync_health()
+    return {**st.gate.health_snapshot(), "mqtt": {"configured": has_sync, "connected": sync_ok}}
+
+
+@router.get("/api/events", summary="Recorded decisions, newest first")
+def events(st: State, _s: Guard, since: datetime | None = None, until: datetime | None = None,
+           person_id: Annotated[str | None, Query(max_length=64)] = None,
+           decision: Literal["grant", "deny"] | None = None,
+           limit: Annotated[int, Query(ge=1, le=1000)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
+           ) -> list[dict[str, Any]]:
+    limit = min(limit, st.cfg.max_events_page)
+    found = st.gate.store.events(since=local_dt(since, st), until=local_dt(until, st), person_id=person_id or None,
+                                 decision=decision, limit=limit, offset=offset, newest_first=True)
+    return [e.to_dict() for e in found]
+
+
+@router.get("/api/events/{event_id}", summary="One decision with reasons, temperature inputs and scores")
+def event(st: State, _s: Guard, event_id: str) -> dict[str, Any]:
+    ev = st.gate.store.get_event(event_id)
+    if ev is None:
+        raise HTTPException(404, "no such event")
+    crop = st.gate.store.snapshots and st.gate.store.get_snapshot(event_id) is not None
+    return {**ev.to_dict(), "has_snapshot": crop}
+
+
+@router.get("/api/events/{event_id}/snapshot.jpg", summary="The face crop (only when snapshots are on)",
+            response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
+def snapshot(st: State, _s: Guard, event_id: str) -> Response:
+    jpeg = st.gate.store.get_snapshot(event_id) if st.gate.store.snapshots else None
+    if jpeg is None:
+        raise HTTPException(404, "no face crop for this event")
+    return Response(jpeg, media_type="image/jpeg")
+
+
+@router.get("/api/alarms", summary="Alarms, newest first")
+def alarms(st: State, _s: Guard, unacknowledged: bool = False,
+           kind: Annotated[str | None, Query(max_length=64)] = None,
+           limit: Annotated[int, Query(ge=1, le=1000)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
+           ) -> list[dict[str, Any]]:
+    found = st.gate.store.alarms(kind=kind or None, unacknowledged=unacknowledged,
+                                 limit=min(limit, st.cfg.max_events_page), offset=offset)
+    return [{**a.to_dict(), "acknowledged_by": a.acknowledged_by,
+             "acknowledged_at": ts_text(a.acknowledged_at) if a.acknowledged_at else None} for a in found]
+
+
+@router.post("/api/alarms/{alarm_id}/ack", summary="Acknowledge an alarm as the logged-in guard")
+def acknowledge(st: State, s: CsrfGuard, alarm_id: Annotated[str, PathParam(max_length=64)]) -> AckResult:
+    done = st.gate.writer.submit(st.gate.store.acknowledge_alarm, alarm_id, s.guard).result(timeout=10)
+    if not done:
+        raise HTTPException(404, "no unacknowledged alarm with this id")
+    st.gate.writer.submit(st.gate.store.audit, s.guard, "alarm_ack", {"alarm_id": alarm_id})
+    log.info("alarm %s acknowledged by %s", alarm_id, s.guard)
+    return AckResult(id=alarm_id, acknowledged_by=s.guard)
+
+
+@router.post("/api/open", summary="Open the gate by hand (operators; a reason is required)",
+             responses={400: {"description": "no reason"}, 403: {"description": "not an operator"},
+                        502: {"description": "the relay failed"}})
+def manual_open(st: State, s: CsrfGuard, body: OpenRequest) -> OpenResult:
+    if s.role != "operator":
+        st.gate.writer.submit(st.gate.store.audit, s.guard, "manual_open_refused", {"role": s.role})
+        raise HTTPException(403, "only operators may open the gate")
+    try:
+        ev = st.gate.manual_open(s.guard, body.reason)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from exc
+    except RelayError as exc:
+        st.gate.writer.submit(st.gate.store.audit, s.guard, "manual_open_failed",
+                              {"reason": body.reason, "error": str(exc)})
+        raise HTTPException(502, f"relay failed: {exc}") from exc
+    return OpenResult(event_id=ev.event_id, pulses=st.gate.relay.stats.pulses)
+
+
+@router.get("/api/persons", summary="The cached whitelist, searchable (no face templates)")
+def persons(st: State, _s: Guard, q: Annotated[str | None, Query(max_length=100)] = None,
+            limit: Annotated[int, Query(ge=1, le=1000)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
+            ) -> list[PersonOut]:
+    found = st.gate.store.list_persons(q or None, limit=min(limit, st.cfg.max_events_page), offset=offset)
+    return [PersonOut.of(p) for p in found]
+
+
+def _sse(kind: str, data: object) -> str:
+    return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def health_payload(st: WebState, request: Request) -> dict[str, Any]:
+    """Health figures as text in the request's language, plus the unacknowledged alarm count."""
+    has_sync, sync_ok = st.sync_health()
+    view = health_view(st.gate.health_snapshot(), has_sync, sync_ok, st.translator(request))
+    view["unacked"] = len(st.gate.store.alarms(unacknowledged=True, limit=1000))
+    return view
+
+
+@router.get("/api/stream", summary="Live decisions, alarms and health (text/event-stream)",
+            response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
+async def stream(request: Request, st: State, s: Guard) -> StreamingResponse:
+    t, token = st.translator(request), s.token
+
+    async def events() -> AsyncIterator[str]:
+        q = st.live.open()
+        loop = asyncio.get_running_loop()
+        next_health = loop.time()
+        try:
+            yield "retry: 2000\n\n"
+            while True:
+                if loop.time() >= next_health:  # on schedule, however busy the gate is
+                    next_health = loop.time() + HEALTH_EVERY_S
+                    if st.sessions.get(token) is None:
+                        yield _sse("logout", {})
+                        return
+                    yield _sse("health", await asyncio.to_thread(health_payload, st, request))
+                try:
+                    item = await asyncio.wait_for(q.get(), max(0.05, next_health - loop.time()))
+                except TimeoutError:
+                    continue
+                if item is None:
+                    return
+                kind, payload = item
+                if kind == "decision":
+                    name = payload.get("name")
+                    yield _sse("decision", event_view(payload, name if isinstance(name, str) else None, t, st.tz))
+                elif kind == "alarm":
+                    yield _sse("alarm", alarm_view(payload, t, st.tz))
+        finally:
+            st.live.close_client(q)
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+@router.get("/preview.mjpg", include_in_schema=False)
+async def preview(st: State, _s: Guard, frames: Annotated[int, Query(ge=0, le=100_000)] = 0) -> StreamingResponse:
+    """The live camera view with face boxes and names; `frames` > 0 ends the stream after that many."""
+    async def parts() -> AsyncIterator[bytes]:
+        sent = 0
+        while not st.live.closed and not st.gate.stop_event.is_set() and (frames == 0 or sent < frames):
+            jpeg = await asyncio.to_thread(st.gate.preview_jpeg)
+            if jpeg:
+                yield (b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: " + str(len(jpeg)).encode()
+                       + b"\r\n\r\n" + jpeg + b"\r\n")
+                sent += 1
+            await asyncio.sleep(1.0 / PREVIEW_FPS)
+
+    return StreamingResponse(parts(), media_type="multipart/x-mixed-replace; boundary=frame")

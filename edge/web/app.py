@@ -1,0 +1,151 @@
+"""`create_app(gate)`: the guards' FastAPI app (pages, JSON API, live stream, health and metrics).
+
+State shared by the routes lives in `WebState` on `app.state.web`; the routes are in `pages.py`
+(server-rendered HTML, not in the OpenAPI schema) and `api.py` (JSON, documented in /openapi.json).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import tzinfo
+from pathlib import Path
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from edge.store_schema import GuardRecord
+from edge.web.auth import SESSION_COOKIE, LoginLimiter, Session, Sessions
+from edge.web.config import WebConfig
+from edge.web.i18n import LANG_COOKIE, Translator, pick_language
+from edge.web.live import Live
+from edge.web.metrics import GateMetrics
+
+if TYPE_CHECKING:
+    from edge.gate import Gate
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).resolve().parent
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; "
+       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+class LoginRequired(Exception):
+    """No valid session: pages redirect to the login form, the API answers 401."""
+
+
+@dataclass
+class WebState:
+    gate: Gate
+    cfg: WebConfig
+    sessions: Sessions
+    limiter: LoginLimiter
+    metrics: GateMetrics
+    live: Live
+    templates: Jinja2Templates
+    tz: tzinfo
+
+    def lang(self, request: Request) -> str:
+        return pick_language(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"),
+                             self.cfg.language)
+
+    def translator(self, request: Request) -> Translator:
+        return Translator(self.lang(request))
+
+    def session(self, request: Request) -> Session | None:
+        """The request's session, if it is valid and its guard still exists and is not disabled."""
+        s = self.sessions.get(request.cookies.get(SESSION_COOKIE))
+        if s is None:
+            return None
+        guard = self.guard(s.guard)
+        if guard is None or guard.disabled:
+            self.sessions.drop_guard(s.guard)
+            return None
+        s.role = guard.role
+        return s
+
+    def guard(self, name: str) -> GuardRecord | None:
+        return self.gate.store.get_guard(name)
+
+    def sync_health(self) -> tuple[bool, bool | None]:
+        """(MQTT configured, connected or None when unknown)."""
+        sync = getattr(self.gate, "sync", None)
+        if sync is None:
+            return False, None
+        connected = getattr(sync, "connected", None)
+        if callable(connected):
+            connected = connected()
+        return True, bool(connected) if connected is not None else None
+
+    def client_ip(self, request: Request) -> str:
+        return request.client.host if request.client else "unknown"
+
+
+def web_state(request: Request) -> WebState:
+    state: WebState = request.app.state.web
+    return state
+
+
+def require_session(request: Request) -> Session:
+    s = web_state(request).session(request)
+    if s is None:
+        raise LoginRequired()
+    return s
+
+
+def create_app(gate: Gate, cfg: WebConfig | None = None) -> FastAPI:
+    """The app for this gate; `cfg` defaults to the gate's `[web]` section."""
+    from edge.web.api import router as api_router
+    from edge.web.pages import router as pages_router
+
+    web_cfg: WebConfig = cfg if cfg is not None else gate.cfg.web
+    metrics = GateMetrics(gate)
+    live = Live(gate, metrics)
+    try:
+        tz: tzinfo = ZoneInfo(gate.cfg.policy.timezone)
+    except (KeyError, ValueError):
+        tz = ZoneInfo("UTC")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        live.start(asyncio.get_running_loop())
+        try:
+            yield
+        finally:
+            live.stop()
+
+    app = FastAPI(title=f"edge-gate {gate.cfg.gate.id}", version="1", lifespan=lifespan,
+                  docs_url=None, redoc_url=None,
+                  description="The guards' status page of one gate: JSON API (the HTML pages are not listed).")
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    app.state.web = WebState(gate, web_cfg, Sessions(web_cfg.session_hours),
+                             LoginLimiter(web_cfg.login_attempts_per_minute), metrics, live, templates, tz)
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.include_router(api_router)
+    app.include_router(pages_router)
+
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, _exc: LoginRequired) -> Response:
+        if request.url.path.startswith("/api/") or request.method != "GET":
+            return JSONResponse({"detail": "login required"}, status_code=401)
+        return RedirectResponse("/login", status_code=303)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if request.url.path not in ("/healthz", "/metrics") and not request.url.path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    return app

@@ -1,0 +1,205 @@
+"""The server-rendered pages (status, events, alarms, persons) and the login/logout/language forms.
+
+Forms post urlencoded bodies parsed here (no multipart dependency); login and logout carry a CSRF token
+(login: double-submit cookie, logout: the session's token); the pages' buttons use the JSON API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from edge.web.api import health_payload
+from edge.web.app import WebState, require_session, web_state
+from edge.web.auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Session, same_token, verify_password
+from edge.web.i18n import LANG_COOKIE, LANGUAGES
+from edge.web.views import alarm_view, event_view
+
+log = logging.getLogger(__name__)
+router = APIRouter(include_in_schema=False)
+MAX_FORM_BYTES = 4096
+
+State = Annotated[WebState, Depends(web_state)]
+Guard = Annotated[Session, Depends(require_session)]
+
+
+def render(st: WebState, request: Request, name: str, session: Session | None, status_code: int = 200,
+           **context: Any) -> HTMLResponse:
+    t = st.translator(request)
+    base = {"t": t, "lang": t.lang, "session": session, "csrf": session.csrf if session else "",
+            "gate_id": st.gate.cfg.gate.id, "active": name.removesuffix(".html"),
+            "unacked": len(st.gate.store.alarms(unacknowledged=True, limit=1000)) if session else 0}
+    return st.templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
+
+
+async def read_form(request: Request) -> dict[str, str] | None:
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        return None
+    parsed = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=20)
+    return {k: v[0] for k, v in parsed.items()}
+
+
+def set_cookie(st: WebState, response: Response, name: str, value: str, max_age: int | None,
+               path: str = "/", httponly: bool = True) -> None:
+    response.set_cookie(name, value, max_age=max_age, path=path, httponly=httponly, samesite="strict",
+                        secure=st.cfg.secure_cookies)
+
+
+def _login_page(st: WebState, request: Request, error: str | None = None, status_code: int = 200,
+                headers: dict[str, str] | None = None) -> HTMLResponse:
+    token = secrets.token_urlsafe(32)
+    response = render(st, request, "login.html", None, status_code, login_csrf=token, error=error)
+    set_cookie(st, response, LOGIN_CSRF_COOKIE, token, 3600, path="/login")
+    response.headers.update(headers or {})
+    return response
+
+
+@router.get("/login")
+def login_form(request: Request, st: State) -> Response:
+    if st.session(request) is not None:
+        return RedirectResponse("/", status_code=303)
+    return _login_page(st, request)
+
+
+@router.post("/login")
+async def login(request: Request, st: State) -> Response:
+    t = st.translator(request)
+    form = await read_form(request)
+    if form is None or not same_token(form.get("csrf"), request.cookies.get(LOGIN_CSRF_COOKIE)):
+        return _login_page(st, request, t("csrf.failed"), 403)
+    name = form.get("name", "").strip()[:64]
+    password = form.get("password", "")
+    ip = st.client_ip(request)
+    wait = st.limiter.check(f"ip:{ip}", f"user:{name.lower()}")
+    if wait:
+        log.warning("login rate limit: %s from %s, retry in %s s", name, ip, wait)
+        return _login_page(st, request, t("login.too_many", seconds=wait), 429, {"Retry-After": str(wait)})
+    guard = await asyncio.to_thread(st.guard, name) if name else None
+    ok = await asyncio.to_thread(verify_password, guard.password_hash if guard else None, password)
+    if not ok or guard is None or guard.disabled:
+        st.gate.writer.submit(st.gate.store.audit, name or "-", "login_failed", {"ip": ip})
+        return _login_page(st, request, t("login.failed"), 401)
+    session = st.sessions.create(guard.name, guard.role)
+    st.gate.writer.submit(st.gate.store.audit, guard.name, "login", {"ip": ip, "role": guard.role})
+    log.info("guard %s (%s) logged in from %s", guard.name, guard.role, ip)
+    response = RedirectResponse("/", status_code=303)
+    set_cookie(st, response, SESSION_COOKIE, session.token, max(1, int(st.sessions.lifetime_s)))
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, st: State, s: Guard) -> Response:
+    form = await read_form(request)
+    if form is None or not same_token(form.get("csrf"), s.csrf):
+        return render(st, request, "error.html", s, 403, message=st.translator(request)("csrf.failed"))
+    st.sessions.drop(s.token)
+    st.gate.writer.submit(st.gate.store.audit, s.guard, "logout", {})
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/lang/{lang}")
+def set_language(lang: str, st: State, back: str = "/") -> Response:
+    """The guard's language choice (a cookie); `back` must be a path on this site."""
+    target = back if back.startswith("/") and not back.startswith("//") and "\\" not in back else "/"
+    response = RedirectResponse(target, status_code=303)
+    if lang in LANGUAGES:
+        set_cookie(st, response, LANG_COOKIE, lang, 365 * 24 * 3600, httponly=False)
+    return response
+
+
+@router.get("/", response_class=HTMLResponse)
+def status_page(request: Request, st: State, s: Guard) -> Response:
+    t = st.translator(request)
+    recent = st.gate.store.events(limit=10, newest_first=True)
+    views = [event_view(e.to_dict(), _name(st, e.person_id), t, st.tz) for e in recent]
+    unacked = [alarm_view(_alarm_dict(a), t, st.tz) for a in st.gate.store.alarms(unacknowledged=True, limit=20)]
+    return render(st, request, "status.html", s, last=views[0] if views else None, recent=views,
+                  health=health_payload(st, request), alarms=unacked)
+
+
+@router.get("/events", response_class=HTMLResponse)
+def events_page(request: Request, st: State, s: Guard, since: str = "", until: str = "",
+                person: Annotated[str, Query(max_length=64)] = "", decision: str = "",
+                page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> Response:
+    t = st.translator(request)
+    size = st.cfg.max_events_page
+    found = st.gate.store.events(since=_parse_local(since, st), until=_parse_local(until, st),
+                                 person_id=person.strip() or None,
+                                 decision="grant" if decision == "grant" else "deny" if decision == "deny" else None,
+                                 limit=size + 1, offset=(page - 1) * size, newest_first=True)
+    rows = [event_view(e.to_dict(), _name(st, e.person_id), t, st.tz) for e in found[:size]]
+    query = {"since": since, "until": until, "person": person, "decision": decision}
+    return render(st, request, "events.html", s, rows=rows, q=query, page=page, more=len(found) > size)
+
+
+@router.get("/events/{event_id}", response_class=HTMLResponse)
+def event_page(request: Request, st: State, s: Guard, event_id: str) -> Response:
+    t = st.translator(request)
+    ev = st.gate.store.get_event(event_id[:64])
+    if ev is None:
+        return render(st, request, "error.html", s, 404, message=t("event.not_found"))
+    crop = st.gate.store.snapshots and st.gate.store.get_snapshot(ev.event_id) is not None
+    return render(st, request, "event.html", s, ev=event_view(ev.to_dict(), _name(st, ev.person_id), t, st.tz),
+                  raw=ev, crop=crop, snapshots_on=st.gate.store.snapshots)
+
+
+@router.get("/alarms", response_class=HTMLResponse)
+def alarms_page(request: Request, st: State, s: Guard, unacked: bool = False,
+                page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> Response:
+    t = st.translator(request)
+    size = st.cfg.max_events_page
+    found = st.gate.store.alarms(unacknowledged=unacked, limit=size + 1, offset=(page - 1) * size)
+    rows = [alarm_view(_alarm_dict(a), t, st.tz) for a in found[:size]]
+    return render(st, request, "alarms.html", s, rows=rows, only_unacked=unacked, page=page, more=len(found) > size)
+
+
+@router.get("/persons", response_class=HTMLResponse)
+def persons_page(request: Request, st: State, s: Guard, q: Annotated[str, Query(max_length=100)] = "",
+                 page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> Response:
+    size = st.cfg.max_events_page
+    found = st.gate.store.list_persons(q.strip() or None, limit=size + 1, offset=(page - 1) * size)
+    rows = [{"id": p.id, "name": p.name, "kind": p.kind, "status": p.status, "unit": p.unit or "",
+             "valid": _valid_text(p.valid_from, p.valid_until, st),
+             "uses": f"{p.uses}/{p.max_uses}" if p.max_uses is not None else str(p.uses)} for p in found[:size]]
+    return render(st, request, "persons.html", s, rows=rows, q=q, page=page, more=len(found) > size)
+
+
+def _name(st: WebState, person_id: str | None) -> str | None:
+    if person_id is None:
+        return None
+    cached = st.gate.lane.whitelist.persons.get(person_id)
+    if cached is not None:
+        return cached.name
+    p = st.gate.store.get_person(person_id)
+    return p.name if p else None
+
+
+def _alarm_dict(a: Any) -> dict[str, Any]:
+    return {**a.to_dict(), "acknowledged_by": a.acknowledged_by, "acknowledged_at": a.acknowledged_at}
+
+
+def _parse_local(text: str, st: WebState) -> datetime | None:
+    try:
+        value = datetime.fromisoformat(text.strip()) if text.strip() else None
+    except ValueError:
+        return None
+    return value.replace(tzinfo=st.tz) if value is not None and value.tzinfo is None else value
+
+
+def _valid_text(start: datetime | None, end: datetime | None, st: WebState) -> str:
+    fmt = "%Y-%m-%d"
+    a = start.astimezone(st.tz).strftime(fmt) if start else ""
+    b = end.astimezone(st.tz).strftime(fmt) if end else ""
+    return f"{a} – {b}" if a or b else "∞"
+
