@@ -1,0 +1,109 @@
+"""scripts/install.sh into a staging root: the tree it writes, idempotence, and uninstall with and without purge."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+from deploy_helpers import REPO, VENV_BIN
+
+from edge.models import load_manifest, verify
+
+INSTALL = REPO / "scripts" / "install.sh"
+
+
+def run(*args: str | Path, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(["bash", str(INSTALL), *map(str, args)], capture_output=True, text=True, timeout=120)
+    if ok:
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return proc
+
+
+def test_install_twice_then_uninstall_then_purge(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    run("--prefix", root, "--venv-from", VENV_BIN.parent)
+    opt, etc, var = root / "opt/edge-gate", root / "etc/edge-gate", root / "var/lib/edge-gate"
+
+    # the code, without the repository's caches and working data
+    for part in ("edge/gate.py", "drivers/relay/lcus.py", "pyproject.toml", "config/gate.example.toml",
+                 "systemd/edge-gate.service", "models/manifest.toml"):
+        assert (opt / part).is_file(), part
+    for junk in (".git", ".cache", ".demo", ".mypy_cache"):
+        assert not (opt / junk).exists(), junk
+    assert not list(opt.rglob("__pycache__"))
+    assert (opt / ".venv").is_symlink() and (opt / ".venv").resolve() == VENV_BIN.parent.resolve()
+    # the models, fetched (here: present already) and verified by the installed `gate models fetch`
+    for spec in load_manifest(opt / "models/manifest.toml").models.values():
+        assert verify(opt / "models" / spec.file, spec.sha256) is None, spec.file
+    # config, credentials, data
+    assert (etc / "gate.toml").read_text() == (REPO / "config/gate.example.toml").read_text()
+    assert stat.S_IMODE((etc / "gate.toml").stat().st_mode) == 0o640
+    assert stat.S_IMODE((etc / "credentials").stat().st_mode) == 0o700
+    cred = etc / "credentials/mqtt-password"
+    assert cred.is_file() and cred.stat().st_size == 0 and stat.S_IMODE(cred.stat().st_mode) == 0o600
+    assert var.is_dir()
+    # units and udev rules, as shipped
+    for name in ("edge-gate.service", "edge-gate@.service"):
+        assert (root / "etc/systemd/system" / name).read_text() == (REPO / "systemd" / name).read_text()
+    rules = root / "etc/udev/rules.d/99-edge-gate.rules"
+    assert rules.read_text() == (REPO / "systemd/99-edge-gate.rules").read_text()
+    link = root / "usr/local/bin/gate"
+    assert link.is_symlink() and os.readlink(link) == "/opt/edge-gate/.venv/bin/gate"
+    # the installed config is valid for the installed code
+    check = subprocess.run([str(opt / ".venv/bin/gate"), "config", "check", str(etc / "gate.toml")],
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stderr
+
+    # again: idempotent, and an operator's config and data are kept
+    (etc / "gate.toml").write_text('[gate]\nid = "north-1"\n')
+    cred.write_text("operator-secret\n")
+    (var / "gate.db").write_bytes(b"data")
+    (opt / "edge" / "stale_module.py").write_text("# from an older version\n")
+    second = run("--prefix", root, "--venv-from", VENV_BIN.parent)
+    assert "kept existing" in second.stderr
+    assert (etc / "gate.toml").read_text() == '[gate]\nid = "north-1"\n'
+    assert cred.read_text() == "operator-secret\n"
+    assert (var / "gate.db").read_bytes() == b"data"
+    assert not (opt / "edge" / "stale_module.py").exists()
+    assert (opt / "edge/gate.py").is_file()
+
+    # uninstall: code, venv link, units, rules, command gone; config and data kept; the linked venv untouched
+    run("--prefix", root, "--uninstall")
+    assert not opt.exists()
+    assert not (root / "etc/systemd/system/edge-gate.service").exists()
+    assert not (root / "etc/systemd/system/edge-gate@.service").exists()
+    assert not rules.exists() and not link.is_symlink()
+    assert (etc / "gate.toml").is_file() and (var / "gate.db").is_file()
+    assert (VENV_BIN / "gate").is_file()
+
+    # install over kept config, then uninstall --purge: everything goes
+    run("--prefix", root, "--no-venv")
+    assert (etc / "gate.toml").read_text() == '[gate]\nid = "north-1"\n'
+    run("--prefix", root, "--uninstall", "--purge")
+    for gone in (opt, etc, var, rules, root / "etc/systemd/system/edge-gate.service"):
+        assert not gone.exists(), gone
+
+
+def test_no_venv_staging_writes_no_venv(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    proc = run("--prefix", root, "--no-venv")
+    assert "no venv" in proc.stderr
+    assert (root / "opt/edge-gate/edge/gate.py").is_file()
+    assert not (root / "opt/edge-gate/.venv").exists()
+    assert (root / "etc/edge-gate/gate.toml").is_file()
+
+
+def test_bad_arguments_are_refused(tmp_path: Path) -> None:
+    assert run("--prefix", tmp_path / "r", "--purge", ok=False).returncode != 0
+    assert run("--prefix", tmp_path / "r", "--bogus", ok=False).returncode != 0
+    assert run("--prefix", tmp_path / "r", "--venv-from", tmp_path / "not-a-venv", ok=False).returncode != 0
+    assert not (tmp_path / "r" / "etc").exists()
+
+
+def test_script_is_valid_bash_and_documents_itself() -> None:
+    assert subprocess.run(["bash", "-n", str(INSTALL)], capture_output=True).returncode == 0
+    help_text = run("--help").stdout
+    for word in ("--prefix", "--uninstall", "--purge", "/etc/edge-gate/gate.toml", "/var/lib/edge-gate"):
+        assert word in help_text
