@@ -141,6 +141,7 @@ class Store:
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA secure_delete=ON")  # deleted templates and crops are overwritten, not left in free pages
         return conn
 
     def close(self) -> None:
@@ -271,7 +272,23 @@ class Store:
             conn.execute("DELETE FROM snapshots WHERE event_id IN "
                          "(SELECT event_id FROM events WHERE person_id = ?)", (person_id,))
             conn.execute("DELETE FROM passages WHERE person_id = ?", (person_id,))
-            return conn.execute("DELETE FROM persons WHERE id = ?", (person_id,)).rowcount > 0
+            deleted = conn.execute("DELETE FROM persons WHERE id = ?", (person_id,)).rowcount > 0
+        if deleted:
+            self.forget_deleted_pages()
+        return deleted
+
+    def forget_deleted_pages(self) -> None:
+        """Copy the WAL into the database and empty it, so no earlier page image of deleted biometric data
+        stays in the -wal file (secure_delete already zeroes the freed pages). A no-op inside a transaction
+        (its owner calls it after the commit); best effort while a reader holds an old snapshot."""
+        with self._wlock:
+            conn = self._wconn
+            if conn is None or self._depth:
+                return
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                log.warning("checkpoint after a deletion failed in %s: %s", self.path, exc)
 
     # ------------------------------------------------------------------------------------ templates
 

@@ -339,6 +339,8 @@ class WhitelistApplier:
                 "errors": len(batch.errors)})
 
         self.store.apply_in_transaction(apply)
+        if counts["deleted"] or counts["templates"]:
+            self.store.forget_deleted_pages()  # replaced or deleted templates leave no old page images
         self._photo_files(batch, gone_ids=set(deletes) if not replace else None)
         return counts
 
