@@ -65,8 +65,6 @@ class TemperatureConfig(BaseModel):
     min_body_c: float = Field(34.0, ge=20, le=40, description="Body estimates below this are not a person's "
                               "(wrong target, hat, glasses): invalid.")
     max_body_c: float = Field(43.0, ge=38, le=60, description="Body estimates above this are invalid.")
-    fever_threshold_c: float = Field(37.5, ge=36, le=40, description="Body temperature from which a fever is "
-                                     "declared (after a re-check, by the policy).")
     liveness_min_contrast_c: float = Field(4.0, ge=0, le=30, description="A live face is at least this much "
                                            "warmer than the background around it.")
     liveness_min_face_c: float = Field(30.0, ge=0, le=40, description="A live face's skin is at least this "
@@ -286,8 +284,3 @@ def check_liveness(frame: ArrayLike, bbox: Sequence[float], cfg: TemperatureConf
         return Liveness(False, face_c, background_c, contrast,
                         f"face only {contrast:.1f} C warmer than its background")
     return Liveness(True, face_c, background_c, contrast)
-
-
-def is_fever(estimate: TemperatureEstimate, cfg: TemperatureConfig) -> bool:
-    """A valid estimate at or above the fever threshold (the policy re-checks before declaring it)."""
-    return estimate.valid and estimate.body_c >= cfg.fever_threshold_c
