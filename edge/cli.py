@@ -282,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     events.set_defaults(func=cmd_events)
 
     bench = sub.add_parser("bench", help="run a benchmark from scripts/bench.py")
-    bench.add_argument("what", choices=["vision", "gallery", "decision", "all"])
+    bench.add_argument("what", choices=["vision", "gallery", "decision", "drain", "snapshot", "all"])
     bench.add_argument("rest", nargs=argparse.REMAINDER)
     bench.set_defaults(func=cmd_bench)
 

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Benchmarks (not timed tests): ratios measured side by side in one run, on this machine.
 
-  scripts/bench.py vision   our FaceEngine.analyze vs the plain OpenCV YuNet+SFace loop, alternating
-  scripts/bench.py gallery  1:N search and load at 10k / 100k identities, process RSS
-  scripts/bench.py all      both
+  scripts/bench.py vision    our FaceEngine.analyze vs the plain OpenCV YuNet+SFace loop, alternating
+  scripts/bench.py gallery   1:N search at 10k / 100k / 1M identities vs a plain matvec, store load, RSS
+  scripts/bench.py decision  first usable frame -> relay command on the real gate, walking sequence
+  scripts/bench.py drain     outbox backlog of 100k events to a local Mosquitto vs a bare paho loop
+  scripts/bench.py snapshot  signed whitelist snapshot apply for 10k / 100k persons
+  scripts/bench.py all       every one of them, and docs/performance.md written from the results
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import resource
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -112,7 +116,8 @@ def bench_vision(frames_n: int = 60, rounds: int = 3) -> list[str]:
     ]
 
 
-def bench_gallery(sizes: tuple[int, ...] = (10_000, 100_000), queries: int = 300) -> list[str]:
+def bench_gallery(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), queries: int = 300,
+                  store_load_max: int = 100_000) -> list[str]:
     out = [f"gallery: 1:N search, 128-d SFace-sized templates, {queries} queries; {machine()}"]
     engine = FaceEngine.default()  # loaded so the RSS figures are those of a gate process
     out.append(f"  face engine loaded ({engine.model_id}): max RSS {rss_mb():.0f} MB")
@@ -121,7 +126,7 @@ def bench_gallery(sizes: tuple[int, ...] = (10_000, 100_000), queries: int = 300
         m = rng.standard_normal((n, 128)).astype(np.float32)
         m /= np.linalg.norm(m, axis=1, keepdims=True)
         ids = [f"person-{i:07d}" for i in range(n)]
-        load_s = _store_load_seconds(ids, m)
+        load_s = _store_load_seconds(ids, m) if n <= store_load_max else None
         g = Gallery(ids, m, "sface_2021dec")
         times = []
         for q in range(queries):
@@ -137,9 +142,11 @@ def bench_gallery(sizes: tuple[int, ...] = (10_000, 100_000), queries: int = 300
             s = m @ e
             np.argpartition(s, -5)[-5:]
             brute.append(time.perf_counter() - t0)
-        load = f"store load {load_s:.2f} s" if load_s is not None else "store load n/a"
+        load = f"store load {load_s:.2f} s" if load_s is not None else "store load not measured"
         out.append(f"  {n:>7} identities: search p50 {pct(times, 50):.3f} ms p95 {pct(times, 95):.3f} ms "
-                   f"(plain float32 matvec p50 {pct(brute, 50):.3f} ms); {load}; max RSS {rss_mb():.0f} MB")
+                   f"(plain float32 matvec p50 {pct(brute, 50):.3f} ms, ratio {pct(times, 50) / pct(brute, 50):.2f}x); "
+                   f"{load}; max RSS {rss_mb():.0f} MB")
+        del g, m
     return out
 
 
@@ -208,20 +215,155 @@ def bench_decision(seconds: float = 30.0, fps: float = 25.0) -> list[str]:
     return lines
 
 
+def bench_drain(n: int = 100_000, max_inflight: int = 20) -> list[str]:
+    """The gate's outbox drainer (SQLite -> QoS 1 -> PUBACK -> delete) vs a bare paho QoS 1 publish loop
+    with the same in-flight window, to the same local Mosquitto, one after the other in one run."""
+    from edge.sync.bench import Mosquitto
+    from edge.sync.bench import bench_drain as drain_backlog
+
+    ours = drain_backlog(n, max_inflight=max_inflight)
+    with tempfile.TemporaryDirectory() as tmp, Mosquitto(Path(tmp)) as broker:
+        bare = _bare_paho_rate(broker.port, n, max_inflight)
+    return [f"drain: {n} events, QoS 1, {max_inflight} in flight, local Mosquitto; {machine()}",
+            f"  outbox drainer (store, PUBACK, delete): {ours.rate:8.0f} events/s (target >= 1000)",
+            f"  bare paho publish loop (no store):      {bare:8.0f} events/s",
+            f"  ratio drainer/bare: {ours.rate / bare:.2f}x"]
+
+
+def _bare_paho_rate(port: int, n: int, max_inflight: int) -> float:
+    import json
+    import threading
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    done = threading.Semaphore(0)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-bare", protocol=mqtt.MQTTv5)
+    client.max_inflight_messages_set(max_inflight)
+    client.on_publish = lambda *_args: done.release()
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    payload = json.dumps({"schema": "edge-gate/event/1", "event_id": "0" * 26, "gate": "bench",
+                          "decision": "deny", "reasons": [{"code": "unknown_face"}]})
+    t0 = time.perf_counter()
+    for i in range(n):
+        client.publish("bench/bare/events", payload.replace("0" * 26, f"{i:026d}"), qos=1)
+    for _ in range(n):
+        done.acquire()
+    seconds = time.perf_counter() - t0
+    client.loop_stop()
+    client.disconnect()
+    return n / seconds
+
+
+def bench_snapshot(sizes: tuple[int, ...] = (10_000, 100_000)) -> list[str]:
+    """A signed, chunked whitelist snapshot of n persons with one SFace template each: parse, verify every
+    chunk's signature, apply in one transaction, then the gallery reload the gate does after it."""
+    import base64
+
+    from edge.enroll import load_gallery
+    from edge.store import Store
+    from edge.sync.admin import build_push
+    from edge.sync.signing import AdminKey
+    from edge.sync.whitelist import WhitelistApplier
+
+    key = AdminKey.generate()
+    rng = np.random.default_rng(1)
+    out = [f"snapshot: signed chunks of 5,000 persons, one 128-d template each; {machine()}"]
+    for n in sizes:
+        vecs = rng.standard_normal((n, 128)).astype("<f4")
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        entries = [{"id": f"P{i:07d}", "name": f"Resident {i}",
+                    "templates": {"model_id": "sface_2021dec",
+                                  "embeddings": [base64.b64encode(vecs[i].tobytes()).decode()]}} for i in range(n)]
+        chunks = build_push(key, "bench", "snapshot", entries, [], version=1)
+        size_mb = sum(len(c) for c in chunks) / 1e6
+        with tempfile.TemporaryDirectory() as tmp:
+            store = Store.open(Path(tmp) / "gate.db")
+            applier = WhitelistApplier(store, None, "sface_2021dec", [key.public], community="bench",
+                                       gate_id="bench-gate", max_snapshot_persons=max(sizes))
+            t0 = time.perf_counter()
+            ack = None
+            for raw in chunks:
+                ack = applier.handle(raw) or ack
+            t1 = time.perf_counter()
+            gallery = load_gallery(store, "sface_2021dec")
+            t2 = time.perf_counter()
+            store.close()
+        if ack is None or ack.get("status") != "applied":
+            raise RuntimeError(f"snapshot of {n} not applied: {ack}")
+        out.append(f"  {n:>7} persons ({len(chunks)} chunks, {size_mb:.0f} MB JSON): verify + apply "
+                   f"{t1 - t0:.1f} s ({n / (t1 - t0):.0f} persons/s), gallery reload {t2 - t1:.2f} s "
+                   f"({len(gallery)} templates); max RSS {rss_mb():.0f} MB")
+    return out
+
+
+SECTIONS = {"vision": "Face engine vs the plain OpenCV loop",
+            "decision": "Decision latency on the real gate",
+            "gallery": "1:N search",
+            "drain": "Outbox drain",
+            "snapshot": "Whitelist snapshot apply"}
+
+
+def write_report(results: dict[str, list[str]], path: Path) -> None:
+    """docs/performance.md from one `all` run: the machine, then each benchmark's own lines."""
+    import datetime
+
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    parts = ["# edge-gate performance", "",
+             "Written by `scripts/bench.py all` (do not edit by hand; run it again). Every ratio was measured",
+             "side by side in the same run on the same machine; absolute times are this machine's only.", "",
+             f"- date: {datetime.date.today().isoformat()}",
+             f"- machine: {cpu}, {os.cpu_count()} cores, {mem_gb:.0f} GB RAM; {machine()}",
+             f"- onnxruntime {_version('onnxruntime')}, numpy {np.__version__}, SQLite {_sqlite_version()}", ""]
+    for key, title in SECTIONS.items():
+        if key in results:
+            parts += [f"## {title}", "", "```", *results[key], "```", ""]
+    path.write_text("\n".join(parts))
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "?"
+
+
+def _sqlite_version() -> str:
+    import sqlite3
+
+    return sqlite3.sqlite_version
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["vision", "gallery", "decision", "all"])
+    ap.add_argument("what", choices=[*SECTIONS, "all"])
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--report", default=str(Path(__file__).resolve().parent.parent / "docs" / "performance.md"),
+                    help="where `all` writes its report")
     args = ap.parse_args()
-    lines: list[str] = []
-    if args.what in ("vision", "all"):
-        lines += bench_vision(args.frames, args.rounds)
-    if args.what in ("gallery", "all"):
-        lines += bench_gallery()
-    if args.what in ("decision", "all"):
-        lines += bench_decision()
-    print("\n".join(lines))
+    runs: dict[str, Callable[[], list[str]]] = {
+        "vision": lambda: bench_vision(args.frames, args.rounds), "decision": bench_decision,
+        "gallery": bench_gallery, "drain": bench_drain, "snapshot": bench_snapshot}
+    results: dict[str, list[str]] = {}
+    for key, run in runs.items():
+        if args.what in (key, "all"):
+            results[key] = run()
+            print("\n".join(results[key]), flush=True)
+    if args.what == "all":
+        write_report(results, Path(args.report))
+        print(f"wrote {args.report}")
     return 0
 
 
