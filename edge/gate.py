@@ -28,8 +28,9 @@ from edge.config import GateConfig
 from edge.enroll import store_path
 from edge.lane import Lane, Outcome, Whitelist
 from edge.policy import manual_open_decision
-from edge.store import AlarmRecord, EventRecord, Passage, Store, StoreWriter
+from edge.store import AlarmRecord, EventRecord, Passage, Store
 from edge.store_schema import parse_ts
+from edge.store_writer import StoreWriter
 from edge.vision import FaceEngine
 
 if TYPE_CHECKING:

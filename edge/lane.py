@@ -25,7 +25,8 @@ from drivers.thermal import Reading, ThermalSensor
 from edge.camera import Frame
 from edge.config_base import Section
 from edge.policy import Decision, Identity, PolicyConfig, TemperatureInput, decide
-from edge.store import AlarmRecord, EventRecord, Passage, PersonRecord, Store, StoreWriter
+from edge.store import AlarmRecord, EventRecord, Passage, PersonRecord, Store
+from edge.store_writer import StoreWriter
 from edge.temperature import TemperatureConfig, TemperatureEstimate, check_liveness, estimate_array, estimate_spot
 from edge.vision import FaceEngine, Gallery
 from edge.vision.tracker import Track, Tracker, Vote

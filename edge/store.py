@@ -1,18 +1,17 @@
 """The gate's local SQLite store: one write connection (WAL, synchronous=FULL), reader connections
-per thread, the event and its outbox row in one transaction, retention, and the writer thread.
+per thread, the event and its outbox row in one transaction, retention.
 
-Record types and migrations live in `edge.store_schema` and are re-exported here.
+Record types live in `edge.store_schema` (re-exported here), the tables in `edge.store_migrations`, and
+the thread that serialises the gate's writes in `edge.store_writer`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,6 +20,7 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 
+from edge.store_migrations import migrate
 from edge.store_schema import (
     AlarmRecord,
     EventRecord,
@@ -36,7 +36,6 @@ from edge.store_schema import (
     alarm_from_row,
     dumps,
     event_from_row,
-    migrate,
     parse_ts,
     person_from_row,
     ts_text,
@@ -45,7 +44,7 @@ from edge.store_schema import (
 
 __all__ = [
     "AlarmRecord", "AuditEntry", "EventRecord", "GuardRecord", "OutboxRow", "Passage", "PersonRecord",
-    "SchemaTooNewError", "Store", "StoreError", "StoreFullError", "StoreWriteError", "StoreWriter",
+    "SchemaTooNewError", "Store", "StoreError", "StoreFullError", "StoreWriteError",
     "TimeWindow", "WeeklySchedule",
 ]
 
@@ -593,62 +592,3 @@ class Store:
         if fks:
             return "; ".join(f"foreign key violation in {r[0]} row {r[1]} -> {r[2]}" for r in fks)
         return "ok"
-
-
-class StoreWriter:
-    """Runs write callables one after another on a dedicated thread; `submit` never blocks on disk."""
-
-    _STOP = object()
-
-    def __init__(self, store: Store, name: str = "store-writer") -> None:
-        self.store = store
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._closed = False
-        self._pending = 0
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    @property
-    def pending(self) -> int:
-        """Writes submitted but not finished (a health figure)."""
-        return self._pending
-
-    def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
-        future: Future[T] = Future()
-        with self._lock:
-            if self._closed:
-                raise StoreError("the store writer is closed")
-            self._pending += 1
-            self._queue.put((future, fn, args, kwargs))
-        return future
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is self._STOP:
-                return
-            future, fn, args, kwargs = item
-            try:
-                if future.set_running_or_notify_cancel():
-                    try:
-                        future.set_result(fn(*args, **kwargs))
-                    except BaseException as exc:
-                        log.error("store write %s failed: %s", getattr(fn, "__name__", fn), exc)
-                        future.set_exception(exc)
-            finally:
-                with self._lock:
-                    self._pending -= 1
-
-    def close(self, timeout: float | None = None) -> None:
-        """Finish every write submitted so far, stop the thread, close the store."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._queue.put(self._STOP)
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            log.error("store writer did not finish within %s s; %s writes pending", timeout, self._pending)
-            return
-        self.store.close()

@@ -124,7 +124,8 @@ def bench_pipeline(rounds: int = 2) -> list[str]:
     from edge.config import load_config
     from edge.demo_scene import prepare_demo
     from edge.lane import Lane, Whitelist
-    from edge.store import Store, StoreWriter
+    from edge.store import Store
+    from edge.store_writer import StoreWriter
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

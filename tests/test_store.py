@@ -32,10 +32,10 @@ from edge.store import (
     StoreError,
     StoreFullError,
     StoreWriteError,
-    StoreWriter,
     WeeklySchedule,
 )
-from edge.store_schema import MIGRATIONS, migrate, schema_version
+from edge.store_migrations import MIGRATIONS, migrate, schema_version
+from edge.store_writer import StoreWriter
 
 T0 = datetime(2025, 3, 3, 8, 0, tzinfo=UTC)  # a Monday
 REPO = Path(__file__).resolve().parents[1]
@@ -672,7 +672,8 @@ KILL_CHILD = textwrap.dedent("""
     import sys
     from datetime import UTC, datetime
     from pathlib import Path
-    from edge.store import AlarmRecord, EventRecord, Store, StoreWriter
+    from edge.store import AlarmRecord, EventRecord, Store
+    from edge.store_writer import StoreWriter
     writer = StoreWriter(Store.open(Path(sys.argv[1])))
     i = 0
     while True:
