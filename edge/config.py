@@ -74,30 +74,51 @@ class ConfigError(ValueError):
         super().__init__(where + "; ".join(problems))
 
 
-_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-_KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"'.]+)\s*=")
+_PART = r"""[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*'"""  # a bare, "basic" or 'literal' key
+_DOTTED = rf"(?:{_PART})(?:\s*\.\s*(?:{_PART}))*"
+_HEADER = re.compile(rf"^\s*\[\[?\s*({_DOTTED})\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(rf"^\s*({_DOTTED})\s*=")
+
+
+def _key_path(dotted: str) -> tuple[str, ...]:
+    parts = []
+    for part in re.findall(_PART, dotted):
+        if part.startswith('"'):
+            try:
+                part = json.loads(part)  # the escapes TOML shares with JSON
+            except ValueError:
+                part = part[1:-1]
+        elif part.startswith("'"):
+            part = part[1:-1]
+        parts.append(part)
+    return tuple(parts)
 
 
 def _line_index(text: str) -> dict[tuple[str, ...], int]:
-    """Map dotted key paths (tables and keys) to their 1-based line number in a TOML text."""
+    """Map dotted key paths (tables, keys and their parents) to their 1-based line number in a TOML text."""
     index: dict[tuple[str, ...], int] = {}
     table: tuple[str, ...] = ()
-    for no, line in enumerate(text.splitlines(), start=1):
+    for no, line in enumerate(text.split("\n"), start=1):  # TOML's line ends (splitlines() knows more)
         if m := _HEADER.match(line):
-            table = tuple(p.strip().strip("\"'") for p in m.group(1).split("."))
-            index.setdefault(table, no)
+            table = _key_path(m.group(1))
+            path = table
         elif m := _KEY.match(line):
-            key = tuple(p.strip().strip("\"'") for p in m.group(1).split("."))
-            index.setdefault(table + key, no)
+            path = table + _key_path(m.group(1))
+        else:
+            continue
+        for end in range(1, len(path) + 1):
+            index.setdefault(path[:end], no)
     return index
 
 
 def _locate(index: dict[tuple[str, ...], int], loc: tuple[str | int, ...]) -> int | None:
     path = tuple(str(p) for p in loc)
-    while path:
-        if path in index:
-            return index[path]
-        path = path[:-1]
+    # a tagged union puts its tag into the location (thermal.ascii_line.pattern); the file does not have it
+    candidates = [path] + [path[:i] + path[i + 1:] for i in range(1, len(path))]
+    for end in range(len(path), 0, -1):
+        for candidate in candidates:
+            if candidate[:end] in index:
+                return index[candidate[:end]]
     return None
 
 
@@ -106,6 +127,8 @@ def parse_config(text: str, path: Path | None = None) -> GateConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, [f"TOML syntax: {exc}"]) from exc
+    except RecursionError as exc:  # tomllib recurses once per nested array or inline table
+        raise ConfigError(path, ["TOML syntax: arrays or inline tables nested too deeply"]) from exc
     try:
         return GateConfig.model_validate(data)
     except ValidationError as exc:
@@ -200,9 +223,15 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, Path):
-        return json.dumps(str(value))
+        return _toml_string(str(value))
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
         return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
-    return json.dumps(str(value))
+    return _toml_string(str(value))
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: JSON's escapes, but characters outside the BMP as themselves (JSON would write
+    surrogate pairs, which TOML refuses) and DEL escaped (TOML refuses it raw)."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")

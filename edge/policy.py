@@ -53,7 +53,7 @@ class PolicyConfig(BaseModel):
     def _zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a directory, a name too long
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 

@@ -79,7 +79,8 @@ def _now(now: datetime | None) -> datetime:
 
 
 def _page(limit: int, offset: int) -> tuple[int, int]:
-    return max(1, min(int(limit), 10_000)), max(0, int(offset))
+    # an offset past SQLite's largest integer (2**63 - 1) raises OverflowError; it is past every row anyway
+    return max(1, min(int(limit), 10_000)), max(0, min(int(offset), 2**63 - 1))
 
 
 class Store:

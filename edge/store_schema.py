@@ -47,11 +47,15 @@ def utc(dt: datetime, what: str = "time") -> datetime:
         raise ValueError(f"{what} must be a datetime, not {type(dt).__name__}")
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise ValueError(f"{what} must be timezone-aware: {dt!r}")
-    return dt.astimezone(UTC)
+    try:
+        return dt.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00+05:00 is before the first UTC datetime
+        raise ValueError(f"{what} is out of range in UTC: {dt!r}") from exc
 
 
 def ts_text(dt: datetime, what: str = "time") -> str:
-    return utc(dt, what).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime("%Y..."): glibc writes year 999 as "999", which is not ISO-8601 and reads back as junk
+    return utc(dt, what).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_ts(text: str, what: str = "time") -> datetime:

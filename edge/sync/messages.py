@@ -150,7 +150,7 @@ def parse_push(raw: bytes, trusted: list[Ed25519PublicKey], *, now: datetime | N
         raise RejectedPush("oversize", f"payload of {len(raw)} bytes exceeds {MAX_PAYLOAD_BYTES}")
     try:
         data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
         raise RejectedPush("malformed_json", f"not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise RejectedPush("malformed_json", "payload is not a JSON object")
@@ -166,6 +166,8 @@ def parse_push(raw: bytes, trusted: list[Ed25519PublicKey], *, now: datetime | N
         verify(data, trusted)
     except SignatureError as exc:
         raise RejectedPush("bad_signature", str(exc)) from exc
+    except RecursionError as exc:  # parsed, but too deep to serialise again for the signature check
+        raise RejectedPush("malformed_json", "payload is nested too deeply") from exc
     try:
         push = model.model_validate(data)
     except ValidationError as exc:
