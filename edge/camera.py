@@ -120,6 +120,8 @@ class FolderSource:
         self.index += 1
         self._next += self.period
         time.sleep(max(0.0, self._next - time.monotonic()))
+        if not self.files[i].exists():  # folder removed or emptied: the camera is gone, cached frames or not
+            raise OSError(f"{self.files[i]} is gone")
         if i not in self._cache:
             try:
                 self._cache[i] = load_image(self.files[i])

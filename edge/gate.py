@@ -252,6 +252,8 @@ class Gate:
             st = self.thermal.stats
             fresh = st.last_good_age_s is not None and st.last_good_age_s <= 3.0
             self._set_health("thermal", fresh, "ok" if fresh else (st.last_error or "no readings"), "sensor_fault")
+        refused = self.lane.store_error  # the last event could not be stored (disk full, I/O error)
+        self._set_health("store", refused is None, refused or "ok", "store_fault")
         if not self._relay_started:
             self._start_relay()
         else:

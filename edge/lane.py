@@ -13,6 +13,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -121,6 +122,7 @@ class Lane:
         self._lock = threading.Lock()
         self.last_frame_t: float | None = None
         self.decisions = 0
+        self.store_error: str | None = None  # why the last event could not be stored (disk full...), or None
         self._view: tuple[np.ndarray, list[_Shown]] | None = None
 
     # -- whitelist and passages ----------------------------------------------------------------
@@ -130,8 +132,11 @@ class Lane:
 
     def note_passage(self, p: Passage) -> None:
         """A passage seen here or at a peer gate (anti-passback, care watch)."""
-        with self._lock:
+        try:
             keep_after = p.ts - timedelta(seconds=max(self.policy.anti_passback_s, 1.0))
+        except OverflowError:  # a passage dated at the first representable instant (a peer gate's clock)
+            keep_after = p.ts
+        with self._lock:
             self._passages[p.person_id] = [x for x in self._passages.get(p.person_id, []) if x.ts >= keep_after] + [p]
 
     # -- the frame loop ----------------------------------------------------------------------------
@@ -275,7 +280,7 @@ class Lane:
                             person_id=identity.person_id, reasons=tuple(_reason_dict(r) for r in decision.reasons),
                             alarms=tuple(a.to_dict() for a in alarms), temperature=_temperature_dict(estimate),
                             scores=scores)
-        self.writer.submit(self.writer.store.record_event, event, alarms=alarms)
+        self.writer.submit(self.writer.store.record_event, event, alarms=alarms).add_done_callback(self._stored)
         if self.writer.store.snapshots:  # privacy: only when configured, and only the face crop
             crop = face_crop_jpeg(frame.image, track.det.bbox)
             if crop is not None:
@@ -289,6 +294,10 @@ class Lane:
         if self.on_outcome:
             self.on_outcome(outcome)
         return outcome
+
+    def _stored(self, future: Future[str]) -> None:
+        exc = future.exception()
+        self.store_error = None if exc is None else str(exc)
 
     # -- turnstile feedback ------------------------------------------------------------------------
     def on_relay_events(self, events: list[InputEvent]) -> list[AlarmRecord]:

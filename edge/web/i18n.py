@@ -82,6 +82,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "alarm.granted_not_passed": "Granted, not passed", "alarm.care_watch": "Care watch",
         "alarm.camera_recovered": "Camera recovered", "alarm.thermal_recovered": "Sensor recovered",
         "alarm.relay_recovered": "Relay recovered", "alarm.web_fault": "Web page fault",
+        "alarm.store_fault": "Store refuses writes (disk full?)", "alarm.store_recovered": "Store recovered",
     },
     "zh-CN": {
         "app.title": "门禁 {gate}",
@@ -151,6 +152,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "alarm.granted_not_passed": "已放行未通过", "alarm.care_watch": "关爱提醒",
         "alarm.camera_recovered": "摄像头已恢复", "alarm.thermal_recovered": "传感器已恢复",
         "alarm.relay_recovered": "继电器已恢复", "alarm.web_fault": "网页服务故障",
+        "alarm.store_fault": "数据库无法写入（磁盘已满？）", "alarm.store_recovered": "数据库已恢复",
     },
 }
 

@@ -1,0 +1,66 @@
+"""Fault: the community broker goes away for a while (the mosquitto process stopped) and comes back on
+the same port, while the real gate keeps deciding. Every event and alarm recorded meanwhile reaches
+the server once the broker is back (by event_id; a duplicate is allowed, a loss is not) and the
+outbox drains to empty."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from fault_helpers import (
+    TOPICS,
+    LiveGate,
+    Subscriber,
+    check_store,
+    delivered,
+    gate_config,
+    mqtt_section,
+    wait_until,
+)
+
+from edge.sync.bench import Mosquitto
+
+OUTAGE_S = 20.0
+
+
+@pytest.mark.fault
+def test_broker_down_for_a_while_then_back(prepared: Path, tmp_path: Path, broker: Mosquitto) -> None:
+    config = gate_config(prepared, tmp_path, extra=mqtt_section(broker.url))
+    server = Subscriber(broker.port, [TOPICS.events, TOPICS.alarms], client_id="server", persistent=True)
+    try:
+        with LiveGate(config) as live:
+            sync = live.gate.sync
+            assert sync is not None and sync.wait_connected(10)
+            before = [o.event.event_id for o in live.wait_decided(0, "decisions before the outage", n=2)]
+            wait_until(lambda: set(before) <= set(delivered(server)), 10,
+                       "the first events at the server")
+
+            broker.stop()
+            down = time.monotonic()
+            wait_until(lambda: not sync.connected, 10, "the gate to notice the broker is gone")
+            wait_until(lambda: time.monotonic() - down >= OUTAGE_S and len(live.decided(down)) >= 10,
+                       OUTAGE_S + 60, f"{OUTAGE_S:g} s of outage with the gate deciding on", every=0.2)
+            meanwhile = live.decided(down)
+            mqtt = live.gate.health_snapshot()["mqtt"]
+            assert mqtt is not None and not mqtt["connected"] and mqtt["last_error"]  # type: ignore[index]
+            wait_until(lambda: live.gate.store.outbox_depth() >= len(meanwhile), 5,  # the writer is a thread
+                       "every decision of the outage waiting in the outbox")
+            event_ids = {o.event.event_id for o in meanwhile}
+            alarm_ids = {str(a["id"]) for o in meanwhile for a in o.event.alarms}
+            assert alarm_ids, "no stranger came by during the outage"
+
+            broker.start()  # same port, same persistence file
+            assert sync.wait_connected(20)
+            wait_until(lambda: live.gate.store.outbox_depth() == 0, 30, "the outbox to drain")
+            wait_until(lambda: event_ids <= set(delivered(server))
+                       and alarm_ids <= set(delivered(server, TOPICS.alarms, "id")), 20,
+                       "every event and alarm of the outage at the server")
+            assert sync.health()["connects"] >= 2
+            live.wait_decided(time.monotonic(), "decisions after the outage")
+        stored = check_store(live.db, live.event_ids())
+        wait_until(lambda: {e.event_id for e in stored if e.synced} <= set(delivered(server)), 10,
+                   "every event the gate marked delivered at the server")
+    finally:
+        server.close()
