@@ -636,6 +636,23 @@ def render(report: JsonDict) -> str:
     return "\n".join(lines)
 
 
+# Bounds: a load run always ends by itself, and never floods more than a lab broker can take.
+MAX_GATES, MAX_RATE, MAX_SECONDS = 2000, 100.0, 3600.0
+
+
+def _is_loopback(url: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url if "://" in url else "mqtt://" + url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--gates", type=int, required=True)
@@ -651,9 +668,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prefix", default="edge-gate")
     ap.add_argument("--keep", type=Path, help="keep the gates' stores and the broker log in this directory")
     ap.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    ap.add_argument("--allow-remote", action="store_true", help="allow a --broker that is not on this machine")
     args = ap.parse_args(argv)
-    if args.gates < 1 or args.rate <= 0 or args.seconds <= 0 or not 1 <= args.communities <= args.gates:
-        ap.error("need gates >= 1, rate > 0, seconds > 0 and 1 <= communities <= gates")
+    if not (1 <= args.gates <= MAX_GATES and 0 < args.rate <= MAX_RATE and 0 < args.seconds <= MAX_SECONDS
+            and 1 <= args.communities <= args.gates and 0 < args.drain_timeout <= MAX_SECONDS):
+        ap.error(f"need 1 <= gates <= {MAX_GATES}, 0 < rate <= {MAX_RATE}, 0 < seconds <= {MAX_SECONDS}, "
+                 f"0 < drain-timeout <= {MAX_SECONDS} and 1 <= communities <= gates")
+    if args.broker and not args.allow_remote and not _is_loopback(args.broker):
+        ap.error("--broker must be on this machine (127.0.0.0/8, ::1, localhost); a load test of another host "
+                 "needs --allow-remote and that host's owner's consent")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     opt = Options(args.gates, args.rate, args.seconds, args.deltas_every, args.broker, args.workers,
                   args.communities, args.peer_events, args.drain_timeout, args.prefix)
