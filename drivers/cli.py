@@ -97,13 +97,17 @@ def cmd_pulse(args: argparse.Namespace) -> int:
     relay = make_relay(cfg)
     try:
         relay.start()
+        failures = relay.stats.switch_failures
         relay.pulse(args.ms)
         # pulse() returns at once; a command-line pulse waits for its end before releasing the port
         deadline = time.monotonic() + args.ms / 1000 + 2.0
         while relay.pulsing and time.monotonic() < deadline:
             time.sleep(0.01)
         if relay.pulsing:
-            print("error: the relay did not switch off in time", file=sys.stderr)
+            print(f"error: the relay did not switch off in time ({relay.stats.last_error})", file=sys.stderr)
+            return 1
+        if relay.stats.switch_failures > failures:  # a switch the relay's worker made (modbus_rtu) failed
+            print(f"relay error: {relay.stats.last_error}", file=sys.stderr)
             return 1
         print(json.dumps({"pulsed_ms": args.ms, "state": relay.state, "events": [
             {"name": e.name, "active": e.active, "t": e.t} for e in relay.events()]}))

@@ -136,7 +136,16 @@ def check_thermal(cfg: GateConfig, limits: Limits) -> CheckResult:
     finally:
         sensor.close()
     if reading is None:
-        why = stats.last_error or ("bytes arrive but no valid frame" if stats.connected else "no data")
+        garbled = stats.checksum_failures + stats.bytes_skipped + stats.implausible
+        if stats.last_error:
+            why = stats.last_error
+        elif not stats.connected:
+            why = "no data: the port did not open"
+        elif garbled:
+            why = (f"bytes arrive but no valid frame: {stats.checksum_failures} checksum failures, "
+                   f"{stats.bytes_skipped} bytes skipped, {stats.implausible} implausible (wrong type or baud?)")
+        else:
+            why = "no data: the port is open but the module sends nothing (wiring, power, baud rate?)"
         return CheckResult("thermal", False, f"{where}: no reading within {limits.thermal_timeout_s:g} s ({why})")
     obj, amb = reading.object_c, reading.ambient_c
     lo, hi = OBJECT_RANGE_C

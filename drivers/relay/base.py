@@ -1,9 +1,14 @@
 """What every relay driver shares: the Relay protocol, RelayError, input events and the pulse worker.
 
-`pulse(ms)` switches on at once (a failed write raises RelayError right there) and a worker thread
-switches off when the time is up; a pulse asked for while one runs extends it rather than starting a
-second one. The relay is forced off at start, at close() and at interpreter exit. The same worker
-polls the optional inputs (PASS from the turnstile, door sensor) and queues their changes as events.
+`pulse(ms)` always returns at once. Drivers whose switching is a local write (LCUS, GPIO) switch on
+in the caller, so a failed write raises RelayError right there; drivers whose switching is a round
+trip to a board (Modbus: write, then read back) hand the switch-on to the worker thread, and a failure
+there is counted in `stats` (write_failures, last_error: the gate's relay_fault alarm), the relay is
+forced off, and while it cannot be switched off every further pulse() raises RelayError. Either way a
+worker thread switches off when the time is up, and a pulse asked for while one is pending or running
+extends it rather than starting a second one (`PulsePlan`). The relay is forced off at start, at
+close() and at interpreter exit. The same worker polls the optional inputs (PASS from the turnstile,
+door sensor) and queues their changes as events.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ class RelayStats:
     input_failures: int
     pulses: int
     last_error: str | None
+    switch_failures: int = 0  # switches that failed even after the reopen-and-retry (write_failures counts tries)
 
 
 class Relay(Protocol):
@@ -76,11 +82,77 @@ class RelayConfigBase(DriverConfig):
                                                               "any.")
 
 
+class PulsePlan:
+    """When the relay must be on: pure bookkeeping, the times passed in (time.monotonic() values).
+
+    idle --ask()--> pending (one switch-on is owed) --switched_on(t)--> on until `end` --take_off()--> idle.
+    An ask while pending or on never owes a second switch-on; it only makes the pulse last longer. A
+    pulse lasts its full length from the moment the relay was confirmed on, not from the ask. After a
+    failed switch (failed_on, failed_off) switching off is owed at once and comes first: an ask then
+    waits for it (and is dropped if switching off fails, so a turnstile never opens long after its grant).
+    """
+
+    def __init__(self) -> None:
+        self.pending_ms: int | None = None  # asked for, not switched on yet (the longest ask)
+        self.end: float | None = None  # switch off at this time
+        self.forcing_off = False  # `end` is not a pulse's end but an owed switch-off after a failure
+
+    @property
+    def active(self) -> bool:
+        return self.pending_ms is not None or self.end is not None
+
+    def ask(self, now: float, ms: int) -> bool:
+        """A pulse of `ms` is wanted from `now`; True when the relay must be switched on for it."""
+        if self.end is not None and not self.forcing_off:
+            self.end = max(self.end, now + ms / 1000)
+            return False
+        if self.pending_ms is not None:
+            self.pending_ms = max(self.pending_ms, ms)
+            return False
+        self.pending_ms = ms
+        return True
+
+    def switched_on(self, now: float) -> None:
+        """The relay is on since `now` (nothing happens if the pulse was cancelled meanwhile)."""
+        if self.pending_ms is not None:
+            self.end = max(self.end or 0.0, now + self.pending_ms / 1000)
+            self.pending_ms = None
+            self.forcing_off = False
+
+    def failed_on(self, now: float) -> None:
+        """Switching on failed: the relay's state is unknown, so switching off is due at once."""
+        self.pending_ms = None
+        self.end = now
+        self.forcing_off = True
+
+    def failed_off(self, now: float) -> None:
+        """Switching off failed: it is still owed (due at once), and asks waiting for it are dropped."""
+        self.failed_on(now)
+
+    def due(self, now: float) -> bool:
+        return self.end is not None and now >= self.end
+
+    @property
+    def switch_on_owed(self) -> bool:
+        """A switch-on is owed and no switch-off comes first."""
+        return self.pending_ms is not None and self.end is None
+
+    def take_off(self) -> None:
+        """The switch-off is being done: no end any more (a waiting or new ask owes a switch-on)."""
+        self.end = None
+        self.forcing_off = False
+
+    def clear(self) -> None:
+        self.pending_ms = self.end = None
+        self.forcing_off = False
+
+
 class BaseRelay:
     """Pulse timing, forced-off, reconnect-once-then-fail and input polling; subclasses do the I/O."""
 
     name = "relay"
     input_names: tuple[str, ...] = ()
+    switch_in_worker = False  # True: pulse() leaves the switch-on to the worker (a slow round trip)
 
     def __init__(self, cfg: RelayConfigBase) -> None:
         self.base_cfg = cfg
@@ -88,12 +160,15 @@ class BaseRelay:
         self._io = threading.Lock()  # the port
         self._wake = threading.Condition(self._lock)
         self._state = False
-        self._pulse_end: float | None = None
+        self._plan = PulsePlan()
+        self._gen = 0  # set() counts up: a worker switch that raced with it must not undo it
+        self._switching_off = False  # the worker is writing the end of a pulse
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._events: deque[InputEvent] = deque(maxlen=1000)
         self._inputs: dict[str, bool] = {}
         self._writes = self._write_failures = self._reconnects = self._input_failures = self._pulses = 0
+        self._switch_failures = 0
         self._last_error: str | None = None
         self._started = False
         self._input_failing = False
@@ -137,10 +212,12 @@ class BaseRelay:
 
     @property
     def pulsing(self) -> bool:
-        return self._pulse_end is not None
+        """A pulse is pending, running or being switched off (or its switch-off is being retried)."""
+        return self._plan.active or self._switching_off
 
     def pulse(self, ms: int) -> None:
-        """Switch on now and off after `ms`; returns at once. A running pulse is extended, not repeated."""
+        """Switch on now and off after `ms`; returns at once. A pending or running pulse is extended,
+        not repeated."""
         if not self._started:
             raise RelayError(f"{self.name}: pulse before start()")
         if not 0 < ms <= self.base_cfg.max_pulse_ms:
@@ -149,21 +226,23 @@ class BaseRelay:
             if self._off_failing:
                 raise RelayError(f"{self.name}: the relay could not be switched off ({self._last_error}); "
                                  "not pulsing again")
-            end = time.monotonic() + ms / 1000
             self._pulses += 1
-            if self._pulse_end is not None:
-                self._pulse_end = max(self._pulse_end, end)
-            else:
-                self._switch(True)
-                self._pulse_end = end
+            if self._plan.ask(time.monotonic(), ms) and not self.switch_in_worker:
+                try:
+                    self._switch(True)
+                except RelayError:
+                    self._plan.clear()
+                    raise
+                self._plan.switched_on(time.monotonic())
             self._wake.notify_all()
 
     def set(self, on: bool) -> None:
-        """Switch on or off and stay so; cancels a running pulse."""
+        """Switch on or off and stay so; cancels a pending or running pulse. Blocks for the write."""
         if not self._started:
             raise RelayError(f"{self.name}: set() before start()")
         with self._lock:
-            self._pulse_end = None
+            self._gen += 1
+            self._plan.clear()
             self._switch(on)
             self._off_failing = False
             self._wake.notify_all()
@@ -183,7 +262,7 @@ class BaseRelay:
         """Block until no pulse is running; False on timeout."""
         deadline = time.monotonic() + timeout
         with self._lock:
-            while self._pulse_end is not None:
+            while self.pulsing:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -194,7 +273,8 @@ class BaseRelay:
     def stats(self) -> RelayStats:
         return RelayStats(writes=self._writes, write_failures=self._write_failures,
                           reconnects=self._reconnects, input_failures=self._input_failures,
-                          pulses=self._pulses, last_error=self._last_error)
+                          pulses=self._pulses, last_error=self._last_error,
+                          switch_failures=self._switch_failures)
 
     def close(self) -> None:
         """Force the relay off (logged, not raised, if that fails) and release the device."""
@@ -202,7 +282,8 @@ class BaseRelay:
             return
         self._stop.set()
         with self._lock:
-            self._pulse_end = None
+            self._gen += 1
+            self._plan.clear()
             self._wake.notify_all()
         if self._thread is not None:
             self._thread.join(timeout=3)
@@ -240,6 +321,7 @@ class BaseRelay:
                     self._write(on)
                 except Exception as exc:
                     self._write_failures += 1
+                    self._switch_failures += 1
                     self._last_error = f"could not switch {what}: {exc}"
                     log.error("%s: could not switch the relay %s: %s", self.name, what, exc)
                     raise RelayError(f"{self.name}: could not switch the relay {what}: {exc}") from exc
@@ -251,29 +333,68 @@ class BaseRelay:
         next_poll = time.monotonic()
         off_retry_at = 0.0
         while not self._stop.is_set():
+            job = None
             with self._lock:
                 now = time.monotonic()
-                end = self._pulse_end
-                if end is not None and now >= end and now >= off_retry_at:
-                    try:
-                        self._switch(False)
-                        self._pulse_end = None
-                        self._off_failing = False
-                        self._wake.notify_all()
-                    except RelayError:
-                        self._off_failing = True
-                        off_retry_at = now + 0.2  # keep trying: a relay stuck on is an open gate
-                waits = [1.0]
-                if self._pulse_end is not None:
-                    waits.append(max(self._pulse_end, off_retry_at) - now)
-                if poll is not None:
-                    waits.append(next_poll - now)
-                timeout = max(0.0, min(waits))
-                if timeout > 0:
-                    self._wake.wait(timeout)
+                gen = self._gen
+                if self._plan.due(now) and now >= off_retry_at:
+                    self._plan.take_off()
+                    self._switching_off = True
+                    job = "off"
+                elif self.switch_in_worker and self._plan.switch_on_owed:
+                    job = "on"
+                else:
+                    waits = [1.0]
+                    if self._plan.end is not None:
+                        waits.append(max(self._plan.end, off_retry_at) - now)
+                    if poll is not None:
+                        waits.append(next_poll - now)
+                    timeout = max(0.0, min(waits))
+                    if timeout > 0:
+                        self._wake.wait(timeout)
+            # the I/O runs outside _lock: pulse() never waits for a round trip to the board
+            if job == "on":
+                self._worker_switch_on(gen)
+            elif job == "off" and not self._worker_switch_off(gen):
+                off_retry_at = time.monotonic() + 0.2  # keep trying: a relay stuck on is an open gate
             if poll is not None and time.monotonic() >= next_poll:
                 ok = self._poll_inputs()
                 next_poll = time.monotonic() + (poll if ok else max(poll, 0.25))
+
+    def _worker_switch_on(self, gen: int) -> None:
+        try:
+            self._switch(True)
+            ok = True
+        except RelayError:  # counted and logged by _switch; the gate sees it in stats (relay_fault)
+            ok = False
+        with self._lock:
+            if gen == self._gen:  # else set() or close() decided meanwhile, and wrote after us
+                now = time.monotonic()
+                if ok:
+                    self._plan.switched_on(now)
+                else:
+                    self._plan.failed_on(now)  # state unknown: force it off
+            self._wake.notify_all()
+
+    def _worker_switch_off(self, gen: int) -> bool:
+        """The end of a pulse; False if it must be retried."""
+        try:
+            self._switch(False)
+            ok = True
+        except RelayError:
+            ok = False
+        with self._lock:
+            self._switching_off = False
+            if gen != self._gen:
+                ok = True  # set() or close() wrote after us: nothing of ours to retry
+            elif ok:
+                self._off_failing = False
+            else:
+                self._off_failing = True
+                if self._plan.end is None:  # (a sync pulse may have switched on meanwhile)
+                    self._plan.failed_off(time.monotonic())
+            self._wake.notify_all()
+        return ok
 
     def _poll_inputs(self) -> bool:
         try:

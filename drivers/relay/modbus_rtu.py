@@ -1,7 +1,9 @@
 """Modbus RTU relay boards through minimalmodbus: coils switch relays, discrete inputs carry PASS and door.
 
 Switching writes one coil (function 05, FF00 on / 0000 off) and reads it back (function 01); the
-inputs are polled with function 02. Framing and CRC are minimalmodbus's.
+inputs are polled with function 02. Framing and CRC are minimalmodbus's. A switch is two round trips
+to the board (tens of milliseconds at 9600 baud, up to 2 x timeout_s and a reopen when it does not
+answer), so pulse() hands the switch-on to the relay's worker thread and returns at once.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class ModbusRtuConfig(RelayConfigBase):
 
 class ModbusRtuRelay(BaseRelay):
     name = "modbus_rtu"
+    switch_in_worker = True
 
     def __init__(self, cfg: ModbusRtuConfig) -> None:
         super().__init__(cfg)

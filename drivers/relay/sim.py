@@ -5,7 +5,8 @@ Modbus sim answers functions 01 (coils), 02 (discrete inputs) and 05 (write coil
 with exception replies for the rest, and models a turnstile: scenario `normal` raises the PASS input
 shortly after the relay coil switches on (a person walks through), `no_pass` never does (granted, not
 passed), `tailgate` also raises PASS with no grant, `garbage` corrupts some replies, `unplug` makes
-the board vanish and come back. Everything the board received is recorded for tests.
+the board vanish and come back. `reply_delay_s` makes the Modbus board answer late, as a slow board
+(or a long RS-485 line at a low speed) does. Everything the board received is recorded for tests.
 """
 
 from __future__ import annotations
@@ -141,6 +142,8 @@ class ModbusSim(RelaySim):
         self.forced_inputs = [False] * inputs
         self.pass_input, self.door_input = pass_input, door_input
         self.stuck = False  # a welded or broken relay: writes are acknowledged, the coil does not change
+        self.reply_delay_s = 0.0  # time from a request to the board's reply
+        self._outbox: list[tuple[float, bytes]] = []
         self._pulses: list[_Pulse] = []
         self._buf = bytearray()
         self._last_byte = 0.0
@@ -176,6 +179,8 @@ class ModbusSim(RelaySim):
         if self._buf and now - self._last_byte > 0.05:  # RTU: a silent gap ends a (broken) frame
             self.log.bad_frames += 1
             self._buf.clear()
+        while self._outbox and self._outbox[0][0] <= now:
+            self.write(self._outbox.pop(0)[1])
 
     # -- protocol -----------------------------------------------------------------------------
     @staticmethod
@@ -212,7 +217,10 @@ class ModbusSim(RelaySim):
             broken = bytearray(adu)
             broken[self._rng.randrange(len(broken))] ^= 0x10
             adu = bytes(broken)
-        self.write(adu)
+        if self.reply_delay_s > 0:
+            self._outbox.append((time.monotonic() + self.reply_delay_s, adu))
+        else:
+            self.write(adu)
 
     def _answer(self, frame: bytes, now: float) -> bytes:
         fn = frame[1]

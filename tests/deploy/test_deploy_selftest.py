@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import select
 import shutil
 import sqlite3
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from deploy_helpers import Broker, sim_config
 
+from drivers.thermal.gy_mcu90614 import encode_frame as encode_90614
 from edge.cli import main as gate_main
 from edge.config import load_config
 from edge.models import DEFAULT_MODELS_DIR
@@ -87,6 +92,59 @@ def test_thermal_on_missing_port_fails_thermal(tmp_path: Path) -> None:
     failed = _failed(sim_config(tmp_path, thermal=f'[thermal]\ntype = "gy_mcu90614"\nport = "{port}"\n'))
     assert set(failed) == {"thermal"}
     assert str(port) in failed["thermal"] and "no reading" in failed["thermal"]
+
+
+class _PtyModule:
+    """A serial port that exists and opens, behind which a thermal module sends `frame` (or nothing) every 50 ms."""
+
+    def __init__(self, frame: bytes | None) -> None:
+        self.master, self.slave = os.openpty()
+        self.path = os.ttyname(self.slave)
+        self.frame = frame
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._speak, daemon=True)
+        self.thread.start()
+
+    def _speak(self) -> None:
+        while not self.stop.wait(0.05):
+            with contextlib.suppress(OSError):
+                os.read(self.master, 4096) if select.select([self.master], [], [], 0)[0] else None
+                if self.frame is not None:
+                    os.write(self.master, self.frame)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(2)
+        os.close(self.master)
+        os.close(self.slave)
+
+
+@pytest.mark.parametrize(("frame", "expect"), [
+    (None, "the port is open but the module sends nothing"),  # present, opens, but silent (dead module)
+    (encode_90614(33.0, 24.0)[:-1] + b"\x00", "checksum failures"),  # noise on the line, or another baud
+    (encode_90614(71.5, 24.0), "implausible object temperature 71.5 C"),  # a hot-plate, not a face
+    (encode_90614(31.0, 95.0), "implausible ambient temperature 95.0 C"),
+])
+def test_thermal_present_but_silent_or_implausible_fails_thermal(tmp_path: Path, frame: bytes | None,
+                                                                 expect: str) -> None:
+    module = _PtyModule(frame)
+    try:
+        failed = _failed(sim_config(tmp_path, thermal=f'[thermal]\ntype = "gy_mcu90614"\nport = "{module.path}"\n'))
+    finally:
+        module.close()
+    assert set(failed) == {"thermal"}
+    assert module.path in failed["thermal"] and expect in failed["thermal"], failed["thermal"]
+
+
+def test_thermal_plausible_module_on_a_real_port_passes(tmp_path: Path) -> None:
+    module = _PtyModule(encode_90614(33.2, 24.5))
+    try:
+        results = run_selftest(load_config(sim_config(
+            tmp_path, thermal=f'[thermal]\ntype = "gy_mcu90614"\nport = "{module.path}"\n')), FAST)
+    finally:
+        module.close()
+    thermal = next(r for r in results if r.name == "thermal")
+    assert thermal.ok and "object 33.2 C, ambient 24.5 C" in thermal.detail
 
 
 def test_relay_on_missing_port_fails_relay(tmp_path: Path) -> None:

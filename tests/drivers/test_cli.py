@@ -110,3 +110,16 @@ def test_read_thermal_sim_type_in_process(capsys: pytest.CaptureFixture[str]) ->
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(lines) == 2
     assert len(lines[0]["frame"]) == 24 and len(lines[0]["frame"][0]) == 32
+
+
+def test_pulse_modbus_switch_failure_exits_nonzero(capsys: pytest.CaptureFixture[str]) -> None:
+    from drivers.relay.sim import ModbusSim
+
+    sim = ModbusSim("no_pass")
+    sim.start()
+    try:
+        sim.stuck = True  # acknowledges the write, the coil stays off: the worker's switch-on fails
+        assert main(["drivers", "pulse", "--type", "modbus_rtu", "--port", sim.path, "--ms", "50"]) == 1
+        assert "reads back 0 after writing 1" in capsys.readouterr().err
+    finally:
+        sim.stop()

@@ -10,7 +10,7 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from drivers.relay import LcusConfig, ModbusRtuConfig, RelayConfig, RelayError, RelaySimConfig, make_relay
-from drivers.relay.base import BaseRelay, InputEvent
+from drivers.relay.base import BaseRelay, InputEvent, PulsePlan
 from drivers.relay.lcus import LcusRelay, lcus_frame
 from drivers.relay.modbus_rtu import ModbusRtuRelay
 from drivers.relay.sim import LcusSim, ModbusSim, RelayTiming
@@ -151,7 +151,8 @@ def test_modbus_pulse_readback_and_passage(cleanup: list[object]) -> None:
     assert sim.log.frames[0] == bytes.fromhex("010500000000CDCA")  # fn 05 coil 0 = 0000, forced off
     assert sim.log.frames[1][:6] == bytes.fromhex("010100000001")  # fn 01 read back
     relay.pulse(200)
-    assert sim.coils[0] and relay.read_coil()
+    assert wait_until(lambda: sim.coils[0] and relay.state)  # the worker switched it on
+    assert relay.read_coil()
     writes = [f for f in sim.log.frames if f[1] == 5]
     assert writes[-1][:6] == bytes.fromhex("01050000FF00")
     events: list[InputEvent] = []
@@ -191,19 +192,81 @@ def test_modbus_garbage_replies_retried(cleanup: list[object]) -> None:
     assert not sim.coils[0]
 
 
-def test_modbus_readback_mismatch_is_an_error(cleanup: list[object]) -> None:
+def test_modbus_pulse_returns_at_once_and_never_overlaps(cleanup: list[object]) -> None:
+    sim, relay = _modbus(cleanup, "no_pass")
+    sim.reply_delay_s = 0.12  # a slow board: switching on (write + read back) takes about 0.25 s
+    t0 = time.monotonic()
+    relay.pulse(300)
+    relay.pulse(200)  # while the switch-on is still on its way: no second one
+    assert time.monotonic() - t0 < 0.06  # returns at once, not after the round trips
+    assert relay.pulsing and not relay.state
+    assert wait_until(lambda: relay.state)
+    relay.pulse(100)  # while on: at most extends, no second ON write
+    assert relay.wait_idle(3.0) and not sim.coils[0]
+    ons = [c for c in sim.log.changes if c.on]
+    offs = [c for c in sim.log.changes if not c.on]
+    assert len(ons) == 1 and len(offs) == 1
+    on_writes = [f for f in sim.log.frames if f[1] == 5 and f[4:6] == b"\xff\x00"]
+    assert len(on_writes) == 1
+    # the pulse lasts its full length from the moment the relay was confirmed on (after the read-back)
+    assert offs[0].t - ons[0].t >= 0.3 + sim.reply_delay_s - 0.02
+    assert relay.stats.pulses == 3 and relay.stats.switch_failures == 0
+
+
+def test_modbus_readback_mismatch_is_counted_and_forced_off(cleanup: list[object]) -> None:
     sim, relay = _modbus(cleanup, "no_pass")
     sim.stuck = True  # the board acknowledges the write but the coil stays off
-    with pytest.raises(RelayError, match="reads back 0 after writing 1"):
-        relay.pulse(100)
-    assert not relay.pulsing
+    t0 = time.monotonic()
+    relay.pulse(100)
+    assert time.monotonic() - t0 < 0.06
+    assert wait_until(lambda: relay.stats.switch_failures >= 1)
+    assert "reads back 0 after writing 1" in str(relay.stats.last_error)
+    assert relay.stats.write_failures >= 2  # the write and its one reopen-and-retry
+    assert relay.wait_idle(2.0) and not relay.state  # forced off (the stuck coil does read off)
+    sim.stuck = False  # repaired: the next pulse works
+    relay.pulse(50)
+    assert wait_until(lambda: any(c.on for c in sim.log.changes))
+    assert relay.wait_idle(2.0) and not sim.coils[0]
 
 
-def test_modbus_exception_reply_is_an_error(cleanup: list[object]) -> None:
+def test_modbus_exception_reply_is_an_error(cleanup: list[object], caplog: pytest.LogCaptureFixture) -> None:
     sim, relay = _modbus(cleanup, "no_pass", coil=3)
     sim.coils = sim.coils[:2]  # a two-relay board: coil 3 does not exist (exception 02)
-    with pytest.raises(RelayError, match="could not switch the relay on"):
+    relay.pulse(100)  # returns; the worker's switch-on fails, and so does forcing it off
+
+    def refused() -> bool:
+        try:
+            relay.pulse(100)
+        except RelayError as exc:
+            assert "could not be switched off" in str(exc)
+            return True
+        return False
+
+    assert wait_until(refused)
+    assert relay.pulsing and relay.stats.switch_failures >= 2
+    assert "could not switch the relay on" in caplog.text
+
+
+def test_modbus_board_gone_at_a_pulse_then_back(cleanup: list[object]) -> None:
+    sim = ModbusSim("no_pass", timing=FAST, seed=3)
+    sim.use_auto_link()
+    sim.start()
+    cleanup.append(sim)
+    relay = ModbusRtuRelay(ModbusRtuConfig.model_validate({"port": sim.path, "timeout_s": 0.05}))
+    relay.start()
+    cleanup.append(relay)
+    sim.unplug()  # the RS-485 adapter is pulled
+    t0 = time.monotonic()
+    relay.pulse(100)
+    assert time.monotonic() - t0 < 0.06
+    assert wait_until(lambda: relay.stats.switch_failures >= 2)  # on failed; forcing it off failed too
+    with pytest.raises(RelayError, match="could not be switched off"):
         relay.pulse(100)
+    sim.plug()  # back: the worker's retry switches it off, and pulses work again
+    assert relay.wait_idle(3.0) and not relay.state
+    relay.pulse(50)
+    assert wait_until(lambda: sim.coils[0])
+    assert relay.wait_idle(2.0) and not sim.coils[0]
 
 
 def test_modbus_unplug_reappear(cleanup: list[object]) -> None:
@@ -226,7 +289,7 @@ def test_relay_sim_type_and_configs(cleanup: list[object]) -> None:
     relay.start()
     try:
         relay.pulse(100)
-        assert relay.state
+        assert wait_until(lambda: relay.state)
         assert wait_until(lambda: relay.input_state("pass") is not None)
     finally:
         relay.close()
@@ -260,3 +323,39 @@ def test_off_failure_keeps_retrying_and_blocks_new_pulses(cleanup: list[object])
     assert wait_until(lambda: not sim.coil(1) and sim.log.frames[-1] == OFF)
     relay.pulse(30)  # and pulses work again
     assert relay.wait_idle(2.0)
+
+
+def test_pulse_plan_owes_one_switch_on_per_pulse() -> None:
+    plan = PulsePlan()
+    assert not plan.active and not plan.due(0.0)
+    assert plan.ask(10.0, 800)  # idle: switch on
+    assert not plan.ask(10.01, 300) and not plan.ask(10.02, 1000)  # pending: no second switch-on
+    assert plan.pending_ms == 1000 and plan.active
+    plan.switched_on(10.05)  # confirmed on: the longest ask lasts its full length from here
+    assert plan.end == 10.05 + 1.0
+    assert not plan.ask(10.5, 100)  # on: a shorter ask changes nothing
+    assert plan.end == 10.05 + 1.0
+    assert not plan.ask(10.9, 500)  # a longer one extends
+    assert plan.end == 10.9 + 0.5
+    assert not plan.due(11.39) and plan.due(11.4)
+    plan.take_off()
+    assert not plan.active
+    assert plan.ask(11.41, 100)  # after the end: a new pulse, a new switch-on
+
+
+def test_pulse_plan_failed_or_cancelled_switch_on() -> None:
+    plan = PulsePlan()
+    assert plan.ask(1.0, 500)
+    plan.failed_on(1.2)  # the relay's state is unknown: switching off is due at once
+    assert plan.due(1.2) and plan.pending_ms is None
+    assert plan.ask(1.3, 500)  # an ask meanwhile does not put the owed switch-off off ...
+    assert plan.due(1.3) and plan.end == 1.2 and not plan.switch_on_owed
+    plan.take_off()  # ... it waits for it, then owes a switch-on
+    assert plan.switch_on_owed and plan.pending_ms == 500
+    plan.failed_off(1.5)  # and is dropped when switching off failed: no late opening
+    assert plan.due(1.5) and plan.pending_ms is None
+    plan.take_off()
+    assert plan.ask(2.0, 500)
+    plan.clear()  # set() decided while the switch-on was on its way
+    plan.switched_on(2.1)
+    assert not plan.active
