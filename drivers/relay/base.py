@@ -75,6 +75,21 @@ class Relay(Protocol):
     def close(self) -> None: ...
 
 
+def input_changes(known: dict[str, bool], edges: list[InputEvent], values: dict[str, bool],
+                  now: float) -> list[InputEvent]:
+    """The input events of one poll, updating `known` (the last state of each input): first the edges the
+    device timestamped (a pulse between two polls counts), then the states read now (stamped `now`).
+    Only a change of state is an event, so an edge already seen as a state is not repeated; the first
+    state of an input is its baseline, not an event."""
+    out = []
+    for event in [*edges, *(InputEvent(name, active, now) for name, active in values.items())]:
+        if known.get(event.name) != event.active:
+            if event.name in known:
+                out.append(event)
+            known[event.name] = event.active
+    return out
+
+
 class RelayConfigBase(DriverConfig):
     max_pulse_ms: int = Field(30_000, ge=1, le=600_000, description="Longest pulse accepted; longer asks "
                                                                     "fail.")
@@ -186,6 +201,11 @@ class BaseRelay:
 
     def _read_inputs(self) -> dict[str, bool]:
         return {}
+
+    def _read_input_edges(self) -> list[InputEvent]:
+        """Input changes the device timestamped itself since the last call (GPIO edge events), oldest
+        first; read before `_read_inputs`, so a short PASS pulse between two polls is not lost."""
+        return []
 
     # -- public API ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -399,6 +419,7 @@ class BaseRelay:
     def _poll_inputs(self) -> bool:
         try:
             with self._io:
+                edges = self._read_input_edges()
                 values = self._read_inputs()
         except Exception as exc:
             self._input_failures += 1
@@ -413,10 +434,5 @@ class BaseRelay:
             log.info("%s: inputs readable again", self.name)
             self._input_failing = False
             self._reconnects += 1
-        now = time.monotonic()
-        for name, active in values.items():
-            if self._inputs.get(name) != active:
-                if name in self._inputs:
-                    self._events.append(InputEvent(name, active, now))
-                self._inputs[name] = active
+        self._events.extend(input_changes(self._inputs, edges, values, time.monotonic()))
         return True

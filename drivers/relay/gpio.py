@@ -2,17 +2,33 @@
 
 One line drives the relay (optionally active-low, as on most relay HATs); optional input lines carry
 the turnstile's PASS output and a door sensor. Lines are requested once and released at close.
+
+What is decided here, apart from the gpiod calls (and tested without a chip): `line_settings` (the
+relay line is requested with its output already inactive, so an active-low relay does not click on at
+start; active-low is the kernel's line flag, so values and edges are logical) and `input_events` (the
+kernel's timestamped edges on the input lines become InputEvents, so a PASS pulse shorter than the
+poll period is still seen). The pulse timing is BaseRelay's (`PulsePlan`); a GPIO write is a local
+ioctl, so pulse() switches on in the caller.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from typing import Any, Literal
 
+import gpiod
+from gpiod.line import Bias, Clock, Direction, Edge, Value
 from pydantic import Field, model_validator
 
-from drivers.relay.base import BaseRelay, RelayConfigBase, RelayError
+from drivers.relay.base import BaseRelay, InputEvent, RelayConfigBase, RelayError
+
+log = logging.getLogger(__name__)
+
+_BIAS = {"pull_up": Bias.PULL_UP, "pull_down": Bias.PULL_DOWN, "disabled": Bias.DISABLED, "as_is": Bias.AS_IS}
 
 
 class GpioConfig(RelayConfigBase):
@@ -38,6 +54,34 @@ class GpioConfig(RelayConfigBase):
         return self
 
 
+def line_settings(cfg: GpioConfig, edges: bool = True) -> dict[int, gpiod.LineSettings]:
+    """The gpiod request for `cfg`: the relay line as an output that starts inactive (relay off), the
+    input lines with both edges detected (unless `edges` is off: a chip without interrupts, whose inputs
+    are only polled) and timestamped on CLOCK_MONOTONIC (time.monotonic()'s clock)."""
+    settings = {cfg.line: gpiod.LineSettings(direction=Direction.OUTPUT, active_low=cfg.active_low,
+                                             output_value=Value.INACTIVE)}
+    for offset in (cfg.pass_line, cfg.door_line):
+        if offset is not None:
+            settings[offset] = gpiod.LineSettings(
+                direction=Direction.INPUT, edge_detection=Edge.BOTH if edges else Edge.NONE,
+                bias=_BIAS[cfg.bias], active_low=cfg.inputs_active_low,
+                debounce_period=timedelta(milliseconds=cfg.debounce_ms), event_clock=Clock.MONOTONIC)
+    return settings
+
+
+def input_events(edges: Iterable[gpiod.EdgeEvent], names: Mapping[int, str]) -> list[InputEvent]:
+    """Edge events of the input lines as InputEvents, in the kernel's order. The kernel reports edges of
+    the logical value (with active_low a falling voltage is a rising edge: the input became active), and
+    the MONOTONIC event clock is the one time.monotonic() reads, so `t` compares with other events."""
+    out = []
+    for edge in edges:
+        name = names.get(edge.line_offset)
+        if name is not None:
+            out.append(InputEvent(name, edge.event_type is gpiod.EdgeEvent.Type.RISING_EDGE,
+                                  edge.timestamp_ns / 1e9))
+    return out
+
+
 class GpioRelay(BaseRelay):
     name = "gpio"
 
@@ -47,34 +91,30 @@ class GpioRelay(BaseRelay):
         self._request: Any = None
         self._input_lines = {name: off for name, off in (("pass", cfg.pass_line), ("door", cfg.door_line))
                              if off is not None}
+        self._input_names = {off: name for name, off in self._input_lines.items()}
         self.input_names = tuple(self._input_lines)
+        self._edges = True
 
     def _open(self) -> None:
-        import gpiod
-        from gpiod.line import Bias, Direction, Value
-
         chip = self.cfg.chip
         if not os.path.exists(chip):
             raise RelayError(f"gpio: chip {chip} does not exist (no GPIO character device here; "
                              f"`ls /dev/gpiochip*` lists the chips)")
         if not gpiod.is_gpiochip_device(chip):
             raise RelayError(f"gpio: {chip} is not a GPIO character device")
-        bias = {"pull_up": Bias.PULL_UP, "pull_down": Bias.PULL_DOWN, "disabled": Bias.DISABLED,
-                "as_is": Bias.AS_IS}[self.cfg.bias]
-        from datetime import timedelta
-
-        config: dict[Any, Any] = {
-            self.cfg.line: gpiod.LineSettings(direction=Direction.OUTPUT, active_low=self.cfg.active_low,
-                                              output_value=Value.INACTIVE),
-        }
-        for offset in self._input_lines.values():
-            config[offset] = gpiod.LineSettings(
-                direction=Direction.INPUT, active_low=self.cfg.inputs_active_low, bias=bias,
-                debounce_period=timedelta(milliseconds=self.cfg.debounce_ms))
+        settings = line_settings(self.cfg, edges=self._edges)
+        config: dict[Iterable[int | str] | int | str, gpiod.LineSettings | None] = dict(settings.items())
         try:
             self._request = gpiod.request_lines(chip, consumer=self.cfg.consumer, config=config)
+            return
         except OSError as exc:
-            raise RelayError(f"gpio: cannot request lines {sorted(config)} on {chip}: {exc}") from exc
+            if not (self._edges and self._input_lines):
+                raise RelayError(f"gpio: cannot request lines {sorted(settings)} on {chip}: {exc}") from exc
+            log.warning("gpio: requesting %s lines %s with edge detection failed (%s); trying without "
+                        "(the inputs are then only polled, every %g s)", chip, sorted(self._input_lines.values()),
+                        exc, self.cfg.input_poll_s)
+        self._edges = False  # e.g. an I2C expander without its interrupt wired
+        self._open()
 
     def _close_port(self) -> None:
         request, self._request = self._request, None
@@ -83,15 +123,23 @@ class GpioRelay(BaseRelay):
                 request.release()
 
     def _write(self, on: bool) -> None:
-        from gpiod.line import Value
-
         if self._request is None:
             self._open()
         self._request.set_value(self.cfg.line, Value.ACTIVE if on else Value.INACTIVE)
 
-    def _read_inputs(self) -> dict[str, bool]:
-        from gpiod.line import Value
-
+    def _read_input_edges(self) -> list[InputEvent]:
         if self._request is None:
             self._open()
-        return {name: self._request.get_value(off) == Value.ACTIVE for name, off in self._input_lines.items()}
+        if not (self._edges and self._input_lines):
+            return []
+        edges: list[gpiod.EdgeEvent] = []
+        while self._request.wait_edge_events(0):
+            edges += self._request.read_edge_events()
+        return input_events(edges, self._input_names)
+
+    def _read_inputs(self) -> dict[str, bool]:
+        if self._request is None:
+            self._open()
+        offsets = list(self._input_lines.values())
+        values = self._request.get_values(offsets) if offsets else []
+        return {name: value == Value.ACTIVE for name, value in zip(self._input_lines, values, strict=True)}

@@ -1,15 +1,34 @@
-"""GPIO relay: configuration and the errors an installer sees without a GPIO chip (no chip is faked)."""
+"""GPIO relay: configuration, the request it makes, edge events to InputEvents, and the errors an installer
+sees without a GPIO chip.
+
+No chip is faked. This sandbox has none and cannot make one: its kernel is built without GPIOLIB and
+CONFIGFS_FS and booted with `nomodule`, so neither gpio-sim (configfs) nor gpio-mockup exists. What is
+tested here is everything the driver decides itself, with the real gpiod objects: the line settings
+(active-low, the relay off from the moment it is requested, edge detection, debounce, clock), the
+conversion of the kernel's edge events, and the merging of edges and polled states into input events.
+The pulse timing is BaseRelay's PulsePlan (tests/drivers/test_relay.py). Still untested here: the
+gpiod calls themselves (request_lines, set_value, get_values, read_edge_events) against a chip.
+"""
 
 from __future__ import annotations
 
 import os
+import time
+from datetime import timedelta
 from pathlib import Path
 
+import gpiod
 import pytest
+from gpiod.line import Bias, Clock, Direction, Edge, Value
+from gpiod.line_settings import _line_settings_to_ext
 from pydantic import TypeAdapter, ValidationError
 
 from drivers.relay import GpioConfig, RelayConfig, RelayError, make_relay
-from drivers.relay.gpio import GpioRelay
+from drivers.relay.base import InputEvent, input_changes
+from drivers.relay.gpio import GpioRelay, input_events, line_settings
+
+RISING = gpiod.EdgeEvent.Type.RISING_EDGE.value
+FALLING = gpiod.EdgeEvent.Type.FALLING_EDGE.value
 
 
 def test_config_defaults_and_validation() -> None:
@@ -32,6 +51,64 @@ def test_config_defaults_and_validation() -> None:
 def test_inputs_named_from_config() -> None:
     assert GpioRelay(GpioConfig(line=1, pass_line=2)).input_names == ("pass",)
     assert GpioRelay(GpioConfig(line=1)).input_names == ()
+
+
+@pytest.mark.parametrize("active_low", [False, True])
+def test_relay_line_is_requested_off(active_low: bool) -> None:
+    settings = line_settings(GpioConfig(line=17, active_low=active_low))
+    assert list(settings) == [17]
+    relay = settings[17]
+    assert relay.direction is Direction.OUTPUT
+    # the kernel inverts an active-low line: INACTIVE drives it high, and an active-low relay stays off
+    assert relay.active_low is active_low and relay.output_value is Value.INACTIVE
+    assert relay.edge_detection is Edge.NONE
+    _line_settings_to_ext(relay)  # gpiod's own conversion to the kernel request accepts it
+
+
+def test_input_lines_detect_both_edges_on_the_monotonic_clock() -> None:
+    cfg = GpioConfig(line=17, pass_line=27, door_line=22, inputs_active_low=True, bias="pull_up", debounce_ms=25)
+    settings = line_settings(cfg)
+    assert sorted(settings) == [17, 22, 27]
+    for offset in (27, 22):
+        s = settings[offset]
+        assert s.direction is Direction.INPUT and s.edge_detection is Edge.BOTH
+        assert s.active_low and s.bias is Bias.PULL_UP and s.event_clock is Clock.MONOTONIC
+        assert s.debounce_period == timedelta(milliseconds=25)
+        _line_settings_to_ext(s)
+    high = line_settings(GpioConfig(line=1, pass_line=2, inputs_active_low=False, bias="pull_down"))[2]
+    assert not high.active_low and high.bias is Bias.PULL_DOWN
+    polled = line_settings(cfg, edges=False)  # a chip without interrupts
+    assert polled[27].edge_detection is Edge.NONE and polled[27].active_low
+
+
+def test_kernel_edges_become_input_events_in_order() -> None:
+    names = {27: "pass", 22: "door"}
+    edges = [gpiod.EdgeEvent(RISING, 5_000_000_000, 27, 1, 1),  # PASS became active (logical edge)
+             gpiod.EdgeEvent(RISING, 5_010_000_000, 22, 2, 1),
+             gpiod.EdgeEvent(FALLING, 5_040_000_000, 27, 3, 2),  # a 40 ms pulse, shorter than most polls
+             gpiod.EdgeEvent(RISING, 5_050_000_000, 9, 4, 1)]  # not one of ours
+    assert input_events(edges, names) == [InputEvent("pass", True, 5.0), InputEvent("door", True, 5.01),
+                                          InputEvent("pass", False, 5.04)]
+    assert input_events([], names) == []
+
+
+def test_edge_timestamps_are_on_time_monotonic_clock() -> None:
+    # the MONOTONIC event clock is CLOCK_MONOTONIC; the events must compare with time.monotonic() values
+    stamp = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    (event,) = input_events([gpiod.EdgeEvent(RISING, stamp, 27, 1, 1)], {27: "pass"})
+    assert abs(event.t - time.monotonic()) < 0.05
+
+
+def test_edges_and_polled_states_merge_into_changes() -> None:
+    known: dict[str, bool] = {}
+    assert input_changes(known, [], {"pass": False, "door": False}, 1.0) == []  # the first read: a baseline
+    # a short PASS pulse between two polls: both edges count, with the kernel's times
+    pulse = [InputEvent("pass", True, 1.01), InputEvent("pass", False, 1.03)]
+    assert input_changes(known, pulse, {"pass": False, "door": False}, 1.04) == pulse
+    # a change seen by the poll first, then again as an edge: one event
+    assert input_changes(known, [], {"pass": False, "door": True}, 1.06) == [InputEvent("door", True, 1.06)]
+    assert input_changes(known, [InputEvent("door", True, 1.055)], {"pass": False, "door": True}, 1.08) == []
+    assert known == {"pass": False, "door": True}
 
 
 def test_missing_chip_is_a_clear_error(tmp_path: Path) -> None:
