@@ -214,10 +214,15 @@ def test_udev_rules_parse_and_name_the_devices() -> None:
         assert rules
         for rule in rules:
             keys = {k: (op, v) for k, op, v in rule}
+            if keys["SUBSYSTEM"] == ("==", "video4linux"):  # the two-lane camera names
+                assert examples and keys["SYMLINK"][1] in ("gate-camera-entry", "gate-camera-exit")
+                assert keys["GROUP"] == ("=", "video") and "KERNELS" in keys
+                continue
             assert keys["SUBSYSTEM"] == ("==", "tty")
             assert keys["ENV{ID_MM_DEVICE_IGNORE}"] == ("=", "1")
             if "SYMLINK" in keys:
-                assert keys["SYMLINK"] in (("+=", "gate-thermal"), ("+=", "gate-relay"))
+                assert keys["SYMLINK"][0] == "+=" and re.fullmatch(
+                    r"gate-(thermal|relay)(-entry|-exit)?", keys["SYMLINK"][1]), keys["SYMLINK"]
                 assert keys["GROUP"] == ("=", "dialout") and keys["MODE"] == ("=", "0660")
                 assert any(k in keys for k in ("ATTRS{idVendor}", "KERNELS", "ENV{ID_PATH}"))
     ids = {(dict((k, v) for k, _, v in r).get("ATTRS{idVendor}"), dict((k, v) for k, _, v in r).get(
@@ -249,3 +254,23 @@ def test_udevadm_verify_when_available(tmp_path: Path) -> None:
         proc = subprocess.run([udevadm, "verify", "--resolve-names=never", str(RULES)], capture_output=True,
                               text=True, timeout=30)
         assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_two_lane_configs_fit_the_template_unit_side_by_side() -> None:
+    """config/lanes/{entry,exit}.toml: valid, and nothing the two processes would fight over is shared."""
+    from edge.config import load_config
+
+    unit = (REPO / "systemd" / "edge-gate@.service").read_text()
+    assert "StateDirectory=edge-gate/%i" in unit and "/etc/edge-gate/%i.toml" in unit
+    rules = RULES.read_text()
+    lanes = {lane: load_config(REPO / "config" / "lanes" / f"{lane}.toml") for lane in ("entry", "exit")}
+    for lane, cfg in lanes.items():
+        assert str(cfg.gate.data_dir) == f"/var/lib/edge-gate/{lane}"  # the unit's StateDirectory for %i
+        for device in (cfg.camera.source, cfg.thermal.port, cfg.relay.port):
+            assert f'SYMLINK+="{Path(str(device)).name}"' in rules, device  # udev names it
+    a, b = lanes["entry"], lanes["exit"]
+    assert {a.policy.direction, b.policy.direction} == {"in", "out"}
+    assert a.gate.id != b.gate.id and a.policy.gate_id != b.policy.gate_id and a.gate.community == b.gate.community
+    assert a.web.port != b.web.port
+    assert len({a.camera.source, a.thermal.port, a.relay.port,
+                b.camera.source, b.thermal.port, b.relay.port}) == 6
