@@ -32,6 +32,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from pydantic import ValidationError
 
 from drivers.heartbeat import DEFAULT_WITHIN_S, Heartbeat
+from edge import __version__
 from edge.store import OutboxRow, Store, StoreError
 from edge.sync.config import MqttConfig
 from edge.sync.topics import STATE_SCHEMA, EventMessage, Topics
@@ -457,7 +458,7 @@ class MqttSync:
                 log.exception("state callback failed")
                 doc["state_error"] = str(exc)
         doc.update({"schema": STATE_SCHEMA, "gate": self.gate_id, "ts": datetime.now(UTC).isoformat(),
-                    "sync": self.health()})
+                    "software_version": __version__, "sync": self.health()})
         return json.dumps(doc, ensure_ascii=False, default=str)
 
     def _state_step(self, client: mqtt.Client, now: float) -> None:

@@ -139,6 +139,7 @@ class StateMessage(Doc):
     schema_: Literal["edge-gate/state/1"] = Field(alias="schema")
     gate: str
     ts: datetime
+    software_version: str = Field(min_length=1, description="The gate's edge-gate version (edge.__version__).")
     sync: dict[str, Any] = Field(description="connected, outbox depth, published/acked counters, last error.")
 
 

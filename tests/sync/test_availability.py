@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sync_helpers import COMMUNITY, GATE, Subscriber, wait_until
 
+from edge import __version__
 from edge.store import Store
 from edge.sync.bench import Mosquitto
 from edge.sync.config import MqttConfig
@@ -40,6 +41,7 @@ def test_state_then_online_retained_then_stopped(broker: Mosquitto, store: Store
         extra = doc.model_extra or {}
         assert extra["fps"] == 12.5 and extra["whitelist_version"] == 7
         assert doc.sync["connected"] is True and doc.sync["outbox_depth"] == 0 and doc.gate == GATE
+        assert doc.software_version == __version__  # which release runs on the gate
 
         late = Subscriber(broker.port, [TOPICS.available, TOPICS.state], client_id="late")
         wait_until(lambda: late.on(TOPICS.available) == [b"online"] and late.on(TOPICS.state), 5, "retained")
