@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -138,9 +139,27 @@ class MqttConfig(Section):
     def tls(self) -> bool:
         return urlsplit(self.url).scheme == "mqtts"
 
+    def ssl_context(self) -> ssl.SSLContext:
+        """The TLS context for mqtts://: the CA (or the system's), the minimum version, the client
+        certificate for mutual TLS; the broker's certificate and host name are always checked."""
+        return tls_context(self.tls_ca_file, self.tls_cert_file, self.tls_key_file, self.tls_min_version)
+
     def trusted_keys(self) -> list[Ed25519PublicKey]:
         return [parse_public_key(t) for t in self.admin_public_keys]
 
     def password(self, environ: Mapping[str, str] | None = None) -> str | None:
         """The broker password resolved from its reference (None when there is none)."""
         return None if self.password_secret is None else resolve_secret(self.password_secret, environ)
+
+
+def tls_context(ca_file: Path | None, cert_file: Path | None = None, key_file: Path | None = None,
+                min_version: str = "1.2") -> ssl.SSLContext:
+    """A client TLS context (shared by the gate and the admin CLI). OSError/ssl.SSLError when a file
+    is missing or unreadable."""
+    if (cert_file is None) != (key_file is None):
+        raise ValueError("a client certificate and its key go together")
+    ctx = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3 if min_version == "1.3" else ssl.TLSVersion.TLSv1_2
+    if cert_file is not None and key_file is not None:
+        ctx.load_cert_chain(str(cert_file), str(key_file))
+    return ctx

@@ -53,7 +53,7 @@ MAX_UNFLUSHED = 20_000  # PUBACKed rows awaiting deletion before the drainer pau
 class WhitelistHandler(Protocol):
     """What MqttSync needs from the whitelist side (edge.sync.whitelist.WhitelistApplier)."""
 
-    def handle(self, raw: bytes, topic: str = "") -> JsonDict | None: ...
+    def handle(self, raw: bytes, topic: str = "", retained: bool = False) -> JsonDict | None: ...
 
     def handle_current(self, raw: bytes) -> JsonDict | None: ...
 
@@ -82,7 +82,7 @@ class MqttSync:
         # shared with other threads
         self._lock = threading.Lock()
         self._commands: queue.SimpleQueue[tuple[str, str, int, bool]] = queue.SimpleQueue()
-        self._intake: queue.Queue[tuple[str, str, bytes] | None] = queue.Queue(INTAKE_QUEUE)
+        self._intake: queue.Queue[tuple[str, str, bytes, bool] | None] = queue.Queue(INTAKE_QUEUE)
         self._stop = threading.Event()
         self.heartbeat = Heartbeat()  # the network thread's; the gate's watchdog checks it
         self._connected = threading.Event()
@@ -208,12 +208,7 @@ class MqttSync:
         if self.cfg.username is not None:
             client.username_pw_set(self.cfg.username, self._password)
         if self.cfg.tls:
-            ctx = ssl.create_default_context(cafile=str(self.cfg.tls_ca_file) if self.cfg.tls_ca_file else None)
-            ctx.minimum_version = ssl.TLSVersion.TLSv1_3 if self.cfg.tls_min_version == "1.3" \
-                else ssl.TLSVersion.TLSv1_2
-            if self.cfg.tls_cert_file and self.cfg.tls_key_file:
-                ctx.load_cert_chain(str(self.cfg.tls_cert_file), str(self.cfg.tls_key_file))
-            client.tls_set_context(ctx)
+            client.tls_set_context(self.cfg.ssl_context())
         client.max_inflight_messages_set(self.cfg.max_inflight + 16)  # our own cap is the binding one
         client.connect_timeout = 10.0
         client.on_connect = self._on_connect
@@ -228,7 +223,14 @@ class MqttSync:
         try:
             client = self._new_client()
             client.connect(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s)
-        except (OSError, ssl.SSLError, ValueError) as exc:
+        except ssl.SSLCertVerificationError as exc:
+            self._error("MQTT TLS handshake with %s failed: the broker's certificate is not trusted (%s); check "
+                        "[mqtt] tls_ca_file", self.cfg.url, exc.verify_message or exc)
+            return False
+        except ssl.SSLError as exc:
+            self._error("MQTT TLS with %s failed: %s", self.cfg.url, exc)
+            return False
+        except (OSError, ValueError) as exc:
             self._error("MQTT connect to %s failed: %s", self.cfg.url, exc)
             return False
         self._client, self._session, self._refused = client, False, False
@@ -240,7 +242,12 @@ class MqttSync:
                 self.heartbeat.beat()
                 rc = client.loop(LOOP_TIMEOUT_S)
                 if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or self._refused:
-                    if stop_deadline is None and not self._refused:
+                    if stop_deadline is None and not self._refused and not self._session and self.cfg.tls \
+                            and self.cfg.tls_cert_file is None:  # TLS 1.3 refuses a missing client cert only now
+                        self._error("MQTT broker %s closed the TLS connection before its CONNACK (%s); if it "
+                                    "requires a client certificate, set [mqtt] tls_cert_file and tls_key_file",
+                                    self.cfg.url, mqtt.error_string(rc))
+                    elif stop_deadline is None and not self._refused:
                         self._error("MQTT connection to %s lost: %s", self.cfg.url, mqtt.error_string(rc))
                     break
                 now = time.monotonic()
@@ -294,16 +301,14 @@ class MqttSync:
         if isinstance(receive_max, int) and receive_max > 0:
             self._cap = min(self._cap, receive_max)
         subs: list[tuple[str, Any]] = [(t, 1) for t in self.topics.whitelist_push] if self._whitelist else []
-        if self._whitelist is not None:
-            subs.append((self.topics.whitelist_current, 1))
         if self._on_peer_event is not None:
             subs.append((self.topics.peer_events, SubscribeOptions(qos=1, noLocal=True) if self._v5 else 1))
-        if subs:
-            if self._v5:
-                client.subscribe([(t, o if isinstance(o, SubscribeOptions) else SubscribeOptions(qos=o))
-                                  for t, o in subs])
-            else:
-                client.subscribe(subs)
+        self._subscribe(client, subs)
+        if self._whitelist is not None:
+            # a SUBSCRIBE of its own, after the pushes': the broker sends the retained community delta (a
+            # gate that missed only that one applies it) before the retained pointer, so the pointer is
+            # judged against the version after it and asks for a snapshot only when the gate is still behind
+            self._subscribe(client, [(self.topics.whitelist_current, 1)])
         self._connected.set()
         self._session = True
         with self._lock:
@@ -314,6 +319,14 @@ class MqttSync:
         self._next_state = time.monotonic() + self.cfg.state_interval_s
         self._next_poll = 0.0
         log.info("MQTT connected to %s as %s", self.cfg.url, self.gate_id)
+
+    def _subscribe(self, client: mqtt.Client, subs: list[tuple[str, Any]]) -> None:
+        if not subs:
+            return
+        if self._v5:
+            client.subscribe([(t, o if isinstance(o, SubscribeOptions) else SubscribeOptions(qos=o)) for t, o in subs])
+        else:
+            client.subscribe(subs)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: ReasonCode,
                        properties: Properties | None) -> None:
@@ -354,8 +367,10 @@ class MqttSync:
             kind = "peer"
         else:
             return
+        if not msg.payload and kind != "peer":  # an admin cleared a retained message: nothing to handle
+            return
         try:
-            self._intake.put_nowait((kind, topic, bytes(msg.payload)))
+            self._intake.put_nowait((kind, topic, bytes(msg.payload), bool(msg.retain)))
         except queue.Full:
             self._error("MQTT intake queue full: %s message on %s dropped", kind, topic)
 
@@ -473,7 +488,7 @@ class MqttSync:
             item = self._intake.get()
             if item is None:
                 return
-            kind, topic, payload = item
+            kind, topic, payload, retained = item
             try:
                 if kind == "peer":
                     self._peer_event(topic, payload)
@@ -481,7 +496,7 @@ class MqttSync:
                 assert self._whitelist is not None
                 self._count("pushes")
                 ack = (self._whitelist.handle_current(payload) if kind == "current"
-                       else self._whitelist.handle(payload, topic))
+                       else self._whitelist.handle(payload, topic, retained=retained))
                 if ack is not None:
                     self.publish_ack(ack)
             except Exception:  # bad input must never kill the intake thread

@@ -17,6 +17,11 @@ Rules:
   the person's previous record and templates stay).
 - Photos are discarded after embedding unless keep_photos (then `photo_dir/<id>.jpg`).
 - A push for another gate (`gate` set to another id) is ignored; one for another community is refused.
+- Catching up: the admin keeps the community's latest delta retained (and the `whitelist/current`
+  pointer). A retained delta the gate has already (version <= applied) or that has expired is
+  ignored quietly, it is no replay; one that builds on the applied version is applied like any other,
+  so a gate that was offline for one delta catches up by itself; one that does not (it missed more) is
+  refused as a `version_gap` that asks for a snapshot, as is a pointer beyond the applied version.
 """
 
 from __future__ import annotations
@@ -115,11 +120,18 @@ class WhitelistApplier:
 
     # ------------------------------------------------------------------------------------- entry points
 
-    def handle(self, raw: bytes, topic: str = "") -> JsonDict | None:
+    def handle(self, raw: bytes, topic: str = "", retained: bool = False) -> JsonDict | None:
+        """`retained`: the broker kept this message (the community's latest delta) and sent it on subscribe."""
         kind: str = "unknown"
         version: int | None = None
         try:
-            push = parse_push(raw, self.trusted, now=self.clock())
+            try:
+                push = parse_push(raw, self.trusted, now=self.clock())
+            except RejectedPush as exc:
+                if retained and exc.code == "expired":
+                    log.info("retained whitelist push on %s has expired; ignored", topic or "-")
+                    return None
+                raise
             kind = "snapshot" if isinstance(push, SnapshotChunk) else "delta"
             version = push.version
             if push.gate is not None and push.gate != self.gate_id:
@@ -127,6 +139,9 @@ class WhitelistApplier:
                 return None
             self._check_target(push)
             current = self.version
+            if retained and push.version <= current:
+                log.info("retained whitelist %s version %s is applied already (version %s)", kind, version, current)
+                return None
             if push.version <= current:
                 raise _Reject("old_version", f"version {push.version} is not newer than the applied {current}")
             if isinstance(push, Delta):
