@@ -9,6 +9,8 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import cv2
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from web_helpers import PASSWORD, add_guard, body_csrf, csrf_of, login, wait_for
@@ -200,6 +202,26 @@ def test_live_decisions_have_details_and_face_crops(live_gate: Gate, client: Tes
     frames = client.get("/preview.mjpg", params={"frames": 2})
     assert frames.headers["content-type"].startswith("multipart/x-mixed-replace")
     assert frames.content.count(b"\xff\xd8\xff") == 2
+    assert wait_for(lambda: _named_box(client) is not None, 30)  # a resident in view gets a green box + name
+    x0, y0, x1, y1 = _named_box(client) or (0, 0, 0, 0)
+    assert 40 <= x1 - x0 <= 640 and 40 <= y1 - y0 <= 480
+
+
+def _named_box(client: TestClient) -> tuple[int, int, int, int] | None:
+    """The green (named resident) rectangle drawn on one preview frame: its corners, or None."""
+    body = client.get("/preview.mjpg", params={"frames": 1}).content
+    start = body.find(b"\xff\xd8\xff")
+    end = body.find(b"\xff\xd9", start)
+    image = cv2.imdecode(np.frombuffer(body[start:end + 2], np.uint8), cv2.IMREAD_COLOR)
+    b, g, r = (image[..., i].astype(int) for i in range(3))
+    ys, xs = np.nonzero((g > 150) & (r < 90) & (b < 90))  # the (0, 200, 0) pen, through JPEG
+    if xs.size < 150:
+        return None
+    x0, x1, y0, y1 = int(np.percentile(xs, 1)), int(np.percentile(xs, 99)), int(np.percentile(ys, 1)), \
+        int(np.percentile(ys, 99))
+    on_edge = (np.minimum(abs(xs - x0), abs(xs - x1)) <= 4) | (np.minimum(abs(ys - y0), abs(ys - y1)) <= 4)
+    above = ys < y0 + 20  # the name, written just above the box
+    return (x0, y0, x1, y1) if float(np.mean(on_edge | above)) > 0.8 and x1 - x0 > 20 and y1 - y0 > 20 else None
 
 
 def test_persons_search_shows_no_embeddings(live_gate: Gate, client: TestClient) -> None:
@@ -234,6 +256,9 @@ def test_healthz_metrics_and_openapi(live_gate: Gate, client: TestClient) -> Non
     assert metric(text, "edge_gate_relay_pulses_total") == live_gate.relay.stats.pulses >= 1
     assert metric(text, "edge_gate_camera_fps") > 0 and metric(text, "edge_gate_outbox_depth") >= 1
     assert metric(text, "edge_gate_up") == 1
+    assert metric(text, "edge_gate_camera_skipped_fps") >= 0  # exported (-1: missing)
+    status = client.get("/").text
+    assert re.search(r'id="fact-fps">[0-9.]+ / [0-9.]+<', status)  # the guard sees fps and skipped fps
     schema = client.get("/openapi.json").json()
     paths = set(schema["paths"])
     assert {"/api/events", "/api/open", "/api/alarms/{alarm_id}/ack", "/api/persons", "/healthz"} <= paths

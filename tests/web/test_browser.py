@@ -50,6 +50,21 @@ def log_in(page: Page, url: str, name: str) -> None:
     expect(page.locator("body")).to_have_attribute("data-stream", "open", timeout=10_000)
 
 
+# Counts the tones the page really starts on Chromium's Web Audio (the real AudioContext, observed).
+COUNT_BEEPS = """
+window.__beeps = 0; window.__audioState = null;
+(function () {
+  const C = window.AudioContext;
+  const create = C.prototype.createOscillator;
+  C.prototype.createOscillator = function () {
+    const osc = create.call(this), start = osc.start.bind(osc), ctx = this;
+    osc.start = function (...args) { window.__beeps += 1; window.__audioState = ctx.state; return start(...args); };
+    return osc;
+  };
+})();
+"""
+
+
 @pytest.mark.slow
 def test_guards_page_in_chromium(web_prepared: Path, tmp_path: Path, browser: Browser) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
@@ -73,9 +88,12 @@ def test_guards_page_in_chromium(web_prepared: Path, tmp_path: Path, browser: Br
         assert not taken.start(timeout=5)
         assert wait_for(lambda: any(a.kind == "web_fault" for a in gate.store.alarms(limit=20)), 5)
         desk = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
+        desk.add_init_script(COUNT_BEEPS)
         page = desk.new_page()
         log_in(page, url, "op-li")
         expect(page.locator("#last")).to_have_class("decision none")
+        page.mouse.click(2, 2)  # the guard touches the page once: browsers allow sound only after that
+        assert page.evaluate("window.__beeps") == 0
 
         shutil.copytree(web_prepared / "scene", tmp_path / "staging")
         (tmp_path / "staging").rename(camera)  # plugged in at once; Tom Hanks walks in first
@@ -87,6 +105,9 @@ def test_guards_page_in_chromium(web_prepared: Path, tmp_path: Path, browser: Br
         stranger = page.locator("#alarm-list tr.alarm.open", has_text="Stranger").first
         expect(stranger).to_be_visible(timeout=30_000)
         expect(page.locator("#alarm-banner")).to_be_visible()
+        assert page.evaluate("window.__audioState") == "running"
+        assert page.evaluate("window.__beeps") >= 3  # the alarm was heard: three tones per alarm
+        expect(page.locator("#sound-hint")).to_be_hidden()
         alarm_id = stranger.get_attribute("data-id")
         assert alarm_id
         stranger.locator("button.ack").click()
