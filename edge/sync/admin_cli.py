@@ -10,13 +10,28 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from edge.sync.admin import AdminClient, build_push, keygen, push, read_person_file
+from edge.sync.admin import AdminClient, build_push, keygen, payload_version, push, read_person_file
+from edge.sync.messages import MAX_PAYLOAD_BYTES
 from edge.sync.signing import AdminKey
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
 
 
 def _client(args: argparse.Namespace) -> AdminClient:
     password = os.environ.get(args.password_env) if args.password_env else None
-    return AdminClient(args.broker, args.prefix, args.username, password)
+    return AdminClient(args.broker, args.prefix, args.username, password, tls_ca=_path(args.tls_ca),
+                       tls_cert=_path(args.tls_cert), tls_key=_path(args.tls_key),
+                       tls_min_version=args.tls_min_version)
+
+
+def _connect(args: argparse.Namespace) -> AdminClient | None:
+    try:
+        return _client(args)
+    except (ConnectionError, OSError, ValueError) as exc:  # ValueError: a bad URL or TLS option
+        print(f"gate admin: {exc}", file=sys.stderr)
+        return None
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
@@ -35,15 +50,20 @@ def cmd_push(args: argparse.Namespace) -> int:
     upserts, deletes = read_person_file(Path(args.snapshot or args.delta), args.model_id)
     version = args.version or int(time.time())
     payloads = build_push(AdminKey.load(Path(args.key)), args.community, kind, upserts, deletes, version=version,
-                          base_version=args.base_version, gate=args.gate, valid_for=timedelta(hours=args.valid_hours))
-    client = _client(args)
+                          base_version=args.base_version, gate=args.gate, valid_for=timedelta(hours=args.valid_hours),
+                          max_bytes=args.max_message_bytes)
+    final = payload_version(payloads[-1])
+    client = _connect(args)
+    if client is None:
+        return 2
     try:
         acks = push(client, args.community, kind, payloads, version, gate=args.gate, wait_acks=args.acks,
                     timeout=args.timeout)
     finally:
         client.close()
-    print(f"pushed {kind} version {version}: {len(upserts)} upserts, {len(deletes)} deletes, "
-          f"{len(payloads)} message(s)", file=sys.stderr)
+    versions = f"version {version}" if final == version else f"versions {version}..{final} (one per message)"
+    print(f"pushed {kind} {versions}: {len(upserts)} upserts, {len(deletes)} deletes, "
+          f"{len(payloads)} message(s) of at most {max(len(p) for p in payloads)} bytes", file=sys.stderr)
     for ack in acks:
         print(json.dumps(ack, ensure_ascii=False))
     if len(acks) < args.acks:
@@ -52,22 +72,37 @@ def cmd_push(args: argparse.Namespace) -> int:
     return 0 if all(a.get("status") == "applied" for a in acks) else 1
 
 
+def _show(payload: bytes) -> object:
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return payload.decode("utf-8", "replace")
+
+
 def _watch(args: argparse.Namespace, topics: list[str]) -> int:
-    client = _client(args)
+    """Print messages as JSON lines: until --count of them, or --timeout s (without --follow), or Ctrl-C.
+    Exit 1 when --count was given and fewer came."""
+    client = _connect(args)
+    if client is None:
+        return 2
+    count: int | None = args.count
+    seen = 0
     try:
         client.subscribe(topics)
-        seen = 0
+        print(f"watching {' '.join(topics)}", file=sys.stderr, flush=True)
         end = None if args.follow else time.monotonic() + args.timeout
-        while end is None or time.monotonic() < end:
+        while (end is None or time.monotonic() < end) and (count is None or seen < count):
             msgs = client.wait(seen + 1, 1.0 if end is None else max(0.0, end - time.monotonic()))
-            for topic, payload in msgs[seen:]:
-                print(json.dumps({"topic": topic, "payload": json.loads(payload) if payload[:1] in b"{[" else
-                                  payload.decode("utf-8", "replace")}, ensure_ascii=False), flush=True)
-            seen = len(msgs)
+            for topic, payload in msgs[seen:count]:
+                print(json.dumps({"topic": topic, "payload": _show(payload)}, ensure_ascii=False), flush=True)
+            seen = len(msgs) if count is None else min(len(msgs), count)
     except KeyboardInterrupt:
         pass
     finally:
         client.close()
+    if count is not None and seen < count:
+        print(f"only {seen} of {count} messages", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -94,6 +129,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         p.add_argument("--username")
         p.add_argument("--password-env", help="environment variable holding the broker password")
         p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait")
+        p.add_argument("--tls-ca", help="mqtts: CA file (PEM) that signed the broker's certificate "
+                       "(default: the system's CAs)")
+        p.add_argument("--tls-cert", help="mqtts: client certificate (PEM), where the broker asks for one")
+        p.add_argument("--tls-key", help="mqtts: the client certificate's private key (PEM)")
+        p.add_argument("--tls-min-version", choices=("1.2", "1.3"), default="1.2", help="lowest TLS version")
         return p
 
     pu = broker(asub.add_parser("push", help="sign and publish a whitelist snapshot or delta"))
@@ -101,16 +141,22 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     src.add_argument("--snapshot", help="CSV/JSON of every person (replaces the list)")
     src.add_argument("--delta", help="CSV/JSON of changes (upserts, deletes)")
     pu.add_argument("--key", required=True, help="admin private key (PEM)")
-    pu.add_argument("--version", type=int, help="new whitelist version (default: the current Unix time)")
+    pu.add_argument("--version", type=int, help="new whitelist version (default: the current Unix time); a "
+                    "delta too large for one message becomes consecutive deltas of this version and the next ones")
     pu.add_argument("--base-version", type=int, help="delta: the version it applies on (default: version - 1)")
     pu.add_argument("--gate", help="only this gate")
     pu.add_argument("--model-id", help="model of embeddings given without one")
     pu.add_argument("--valid-hours", type=float, default=24.0, help="the push expires after this long")
     pu.add_argument("--acks", type=int, default=0, help="wait for this many gates' acks")
+    pu.add_argument("--max-message-bytes", type=int, default=MAX_PAYLOAD_BYTES,
+                    help="largest MQTT message to publish (for brokers with a smaller limit; default and "
+                    "maximum: what gates accept)")
     pu.set_defaults(func=cmd_push)
     ev = broker(asub.add_parser("events", help="print the community's events and alarms (JSON lines)"))
-    ev.add_argument("--follow", action="store_true", help="keep printing until Ctrl-C")
+    ev.add_argument("--follow", action="store_true", help="keep printing until Ctrl-C (or --count)")
+    ev.add_argument("--count", type=int, help="exit after this many messages")
     ev.set_defaults(func=cmd_events)
-    ac = broker(asub.add_parser("acks", help="print the gates' whitelist acks (retained)"))
-    ac.add_argument("--follow", action="store_true")
+    ac = broker(asub.add_parser("acks", help="print the gates' whitelist acks (the last of each gate is retained)"))
+    ac.add_argument("--follow", action="store_true", help="keep printing until Ctrl-C (or --count)")
+    ac.add_argument("--count", type=int, help="exit after this many messages")
     ac.set_defaults(func=cmd_acks)

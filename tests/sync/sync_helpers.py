@@ -4,8 +4,12 @@ signed push builders, polling, and a dump of the whitelist part of the store."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -130,3 +134,179 @@ def dump_whitelist(db: Path) -> dict[str, list[tuple[Any, ...]]]:
                 for table in ("persons", "templates", "meta", "audit")}
     finally:
         conn.close()
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def gate_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the real `gate` command (python -m edge) to completion."""
+    return subprocess.run([sys.executable, "-m", "edge", *args], capture_output=True, text=True, cwd=REPO,
+                          timeout=timeout)
+
+
+class CliWatch:
+    """A running `gate admin events|acks ...` subprocess whose stdout and stderr lines are collected."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "edge", *args], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, cwd=REPO)
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self._readers = [threading.Thread(target=self._read, args=(s, into), daemon=True)
+                         for s, into in ((self.proc.stdout, self.out), (self.proc.stderr, self.err))]
+        for t in self._readers:
+            t.start()
+
+    @staticmethod
+    def _read(stream: Any, into: list[str]) -> None:
+        for line in stream:
+            into.append(line.rstrip("\n"))
+
+    def wait_watching(self, timeout: float = 60) -> None:
+        """Until it has subscribed (it says so on stderr), so that no live message is missed."""
+        wait_until(lambda: any(line.startswith("watching ") for line in self.err) or self.proc.poll() is not None,
+                   timeout, "the admin command to subscribe")
+        assert self.proc.poll() is None, "\n".join(self.err)
+
+    def messages(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in list(self.out)]
+
+    def finish(self, timeout: float = 30) -> int:
+        rc = self.proc.wait(timeout)
+        for t in self._readers:
+            t.join(5)
+        return rc
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+class MqttTap:
+    """A TCP proxy between a client and the broker that reads the MQTT packets going through: per
+    connection, the client's QoS 1 PUBLISHes on `topic` (packet id, payload) and the broker's PUBACKs,
+    so the number of publishes on the wire without a PUBACK can be watched. `drop()` cuts every
+    connection (as a network failure would); the client then reconnects through the tap."""
+
+    def __init__(self, upstream_port: int, topic: str) -> None:
+        self.upstream_port = upstream_port
+        self.topic = topic
+        self.lock = threading.Lock()
+        self.connections: list[list[tuple[int, bytes]]] = []  # per connection: (packet id, payload) published
+        self.outstanding: set[tuple[int, int]] = set()  # (connection, packet id) published, not PUBACKed yet
+        self.acked: list[set[int]] = []  # per connection: packet ids the broker PUBACKed
+        self.max_outstanding = 0
+        self._socks: list[Any] = []
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._server.getsockname()[1])
+        self._closed = False
+        threading.Thread(target=self._accept, name="tap-accept", daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            with self.lock:
+                conn = len(self.connections)
+                self.connections.append([])
+                self.acked.append(set())
+                self._socks += [client, upstream]
+            state = {"v5": False}
+            threading.Thread(target=self._pump, args=(client, upstream, conn, True, state), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, conn, False, state), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, conn: int, from_client: bool,
+              state: dict[str, bool]) -> None:
+        buf = b""
+        try:
+            while data := src.recv(65536):
+                buf += data
+                while (packet := _split_packet(buf)) is not None:
+                    head, body, size = packet
+                    self._seen(head, body, conn, from_client, state)
+                    buf = buf[size:]
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+
+    def _seen(self, head: int, body: bytes, conn: int, from_client: bool, state: dict[str, bool]) -> None:
+        kind, flags = head >> 4, head & 0x0F
+        if from_client and kind == 1:  # CONNECT: protocol name, then the level (5 or 4)
+            name_len = int.from_bytes(body[:2], "big")
+            state["v5"] = body[2 + name_len] == 5
+        elif from_client and kind == 3 and (flags >> 1) & 3 == 1:  # PUBLISH, QoS 1
+            topic_len = int.from_bytes(body[:2], "big")
+            topic = body[2:2 + topic_len].decode()
+            pid = int.from_bytes(body[2 + topic_len:4 + topic_len], "big")
+            at = 4 + topic_len
+            if state["v5"]:
+                props, used = _varint(body, at)
+                at += used + props
+            if topic == self.topic:
+                with self.lock:
+                    self.connections[conn].append((pid, body[at:]))
+                    self.outstanding.add((conn, pid))
+                    self.max_outstanding = max(self.max_outstanding, sum(c == conn for c, _ in self.outstanding))
+        elif not from_client and kind == 4:  # PUBACK
+            pid = int.from_bytes(body[:2], "big")
+            with self.lock:
+                if (conn, pid) in self.outstanding:
+                    self.outstanding.discard((conn, pid))
+                    self.acked[conn].add(pid)
+
+    def in_flight(self, conn: int) -> int:
+        with self.lock:
+            return sum(c == conn for c, _ in self.outstanding)
+
+    def published(self) -> int:
+        with self.lock:
+            return sum(len(c) for c in self.connections)
+
+    def drop(self) -> None:
+        with self.lock:
+            socks, self._socks = self._socks, []
+        for s in socks:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._server.close()
+        self.drop()
+
+
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    """(value, bytes used) of an MQTT variable byte integer at data[at:]; (-1, 0) if incomplete."""
+    value, shift = 0, 0
+    for i in range(4):
+        if at + i >= len(data):
+            return -1, 0
+        byte = data[at + i]
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, i + 1
+        shift += 7
+    raise ValueError("malformed MQTT remaining length")
+
+
+def _split_packet(buf: bytes) -> tuple[int, bytes, int] | None:
+    """(first header byte, body, total size) of the first whole packet in buf, or None."""
+    if len(buf) < 2:
+        return None
+    length, used = _varint(buf, 1)
+    if used == 0 or len(buf) < 1 + used + length:
+        return None
+    return buf[0], buf[1 + used:1 + used + length], 1 + used + length

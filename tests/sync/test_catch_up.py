@@ -1,0 +1,125 @@
+"""A gate that was offline catches up, over a real broker, with the admin code the CLI uses: the
+community's latest delta stays retained next to the retained `whitelist/current` pointer, so a gate
+that missed one delta applies it on reconnect; one that missed more refuses the retained delta as a
+gap and, like the pointer, asks for a snapshot, which the admin's answer brings it up to date with.
+A gate that is up to date hears nothing it has to answer."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from sync_helpers import COMMUNITY, GATE, MODEL, Subscriber, entry, wait_until
+
+from edge.store import Store
+from edge.sync.admin import AdminClient, build_push, push
+from edge.sync.bench import Mosquitto
+from edge.sync.config import MqttConfig
+from edge.sync.mqtt import MqttSync
+from edge.sync.signing import AdminKey, public_key_text
+from edge.sync.topics import CURRENT_SCHEMA, Topics
+from edge.sync.whitelist import WhitelistApplier
+
+TOPICS = Topics("edge-gate", COMMUNITY, GATE)
+
+
+class Gate:
+    """The gate's sync side over one store; `online()` / `offline()` start and stop its MqttSync."""
+
+    def __init__(self, broker: Mosquitto, store: Store, admin: AdminKey) -> None:
+        self.cfg = MqttConfig(enabled=True, url=broker.url, reconnect_min_s=0.1,
+                              admin_public_keys=[public_key_text(admin.public)])
+        self.store = store
+        self.wl = WhitelistApplier(store, None, MODEL, self.cfg.trusted_keys(), community=COMMUNITY, gate_id=GATE)
+        self.sync: MqttSync | None = None
+
+    def online(self) -> MqttSync:
+        self.sync = MqttSync(self.cfg, self.store, gate_id=GATE, community=COMMUNITY, whitelist=self.wl)
+        self.sync.start()
+        assert self.sync.wait_connected(10)
+        return self.sync
+
+    def offline(self) -> None:
+        if self.sync is not None:
+            self.sync.stop()
+            self.sync = None
+
+
+def live_acks(sub: Subscriber) -> list[dict[str, Any]]:
+    with sub.lock:
+        return [json.loads(p) for t, p, retained in sub.messages if t == TOPICS.whitelist_ack and not retained]
+
+
+def test_offline_gate_catches_up_on_missed_deltas(broker: Mosquitto, store: Store) -> None:
+    key = AdminKey.generate()
+    gate = Gate(broker, store, key)
+    admin = AdminClient(broker.url)
+    sub = Subscriber(broker.port, [TOPICS.whitelist_ack, TOPICS.whitelist_current], client_id="server")
+
+    def delta(version: int, upserts: list[dict[str, Any]], deletes: list[str] | None = None,
+              acks: int = 0) -> list[dict[str, Any]]:
+        payloads = build_push(key, COMMUNITY, "delta", upserts, deletes or [], version=version)
+        return push(admin, COMMUNITY, "delta", payloads, version, wait_acks=acks, timeout=10)
+
+    try:
+        sync = gate.online()
+        first = delta(1, [entry("R1", 1)], acks=1)
+        assert [a["status"] for a in first] == ["applied"] and gate.wl.version == 1
+        wait_until(lambda: sync.health()["pushes"] == 2, 5, "the delta and the pointer handled")
+        pointer = sub.json_on(TOPICS.whitelist_current)[-1]  # a delta moves the retained pointer too
+        assert pointer["schema"] == CURRENT_SCHEMA and pointer["version"] == 1
+        gate.offline()
+
+        # one delta while the gate is away: on reconnect the retained delta applies, the pointer agrees
+        delta(2, [entry("R2", 2)])
+        acks_before = len(live_acks(sub))
+        sync = gate.online()
+        wait_until(lambda: gate.wl.version == 2, 10, "the missed delta to be applied")
+        wait_until(lambda: sync.health()["pushes"] == 2, 5, "the retained delta and pointer handled")
+        wait_until(lambda: len(live_acks(sub)) > acks_before, 5, "the ack of the caught-up delta")
+        time.sleep(0.5)  # any further ack (e.g. a needless snapshot request) would be out by now
+        caught = live_acks(sub)[acks_before:]
+        assert [(a["status"], a["version"], a["need_snapshot"]) for a in caught] == [("applied", 2, False)]
+        assert store.get_person("R2") is not None
+        gate.offline()
+
+        # up to date, reconnecting: the retained delta is no replay to refuse, nothing is answered or alarmed
+        alarms = len(store.alarms(kind="whitelist_rejected"))
+        acks_before = len(live_acks(sub))
+        sync = gate.online()
+        wait_until(lambda: sync.health()["pushes"] == 2, 5, "the retained messages handled")
+        time.sleep(0.5)
+        assert len(live_acks(sub)) == acks_before and len(store.alarms(kind="whitelist_rejected")) == alarms
+        gate.offline()
+
+        # two deltas while away: the retained one (4 on 3) is a gap on version 2, so the gate asks for a
+        # snapshot, and so does the pointer (4 > 2); nothing of the two is applied halfway
+        delta(3, [entry("R3", 3)])
+        delta(4, [entry("R4", 4)], deletes=["R1"])
+        acks_before = len(live_acks(sub))
+        sync = gate.online()
+        wait_until(lambda: len(live_acks(sub)) >= acks_before + 2, 10, "the gate asking for a snapshot")
+        asks = live_acks(sub)[acks_before:]
+        assert [(a["kind"], a["code"], a["need_snapshot"], a["current_version"]) for a in asks] == [
+            ("delta", "version_gap", True, 2), ("current", "behind", True, 2)]
+        assert gate.wl.version == 2 and store.get_person("R3") is None and store.get_person("R1") is not None
+
+        # the admin (the server, in production) answers with a snapshot: the gate is up to date
+        snap = build_push(key, COMMUNITY, "snapshot", [entry("R2", 2), entry("R3", 3), entry("R4", 4)], [],
+                          version=5)
+        done = push(admin, COMMUNITY, "snapshot", snap, 5, wait_acks=1, timeout=10)
+        assert [(a["status"], a["counts"]["deleted"]) for a in done] == [("applied", 1)] and gate.wl.version == 5
+        assert store.get_person("R1") is None and store.get_person("R4") is not None
+        gate.offline()
+
+        # the snapshot cleared the retained delta: a reconnecting gate gets only the pointer, and says nothing
+        acks_before = len(live_acks(sub))
+        sync = gate.online()
+        wait_until(lambda: sync.health()["pushes"] == 1, 5, "the pointer handled")
+        time.sleep(0.5)
+        assert sync.health()["pushes"] == 1 and len(live_acks(sub)) == acks_before
+    finally:
+        gate.offline()
+        admin.close()
+        sub.close()
