@@ -509,9 +509,24 @@ class Store:
                                 "VALUES (?, ?, ?, ?)", (p.person_id, ts_text(p.ts), p.gate_id, p.direction)
                                 ).rowcount > 0
 
-    def recent_passages(self, person_id: str, since: datetime) -> list[Passage]:
-        rows = self._query("SELECT * FROM passages WHERE person_id = ? AND ts >= ? ORDER BY ts",
-                           (person_id, ts_text(since)))
+    def record_peer_passage(self, p: Passage) -> bool:
+        """A grant at a peer gate: its passage and one use of the person's pass, in one transaction and
+        only once (a redelivered event changes nothing); False if the passage was already known."""
+        with self._tx() as conn:
+            new = conn.execute("INSERT OR IGNORE INTO passages (person_id, ts, gate_id, direction) "
+                               "VALUES (?, ?, ?, ?)", (p.person_id, ts_text(p.ts), p.gate_id, p.direction)
+                               ).rowcount > 0
+            if new:
+                conn.execute("UPDATE persons SET uses = uses + 1 WHERE id = ?", (p.person_id,))
+        return new
+
+    def recent_passages(self, person_id: str | None, since: datetime) -> list[Passage]:
+        """Passages since then, oldest first: one person's, or everybody's (person_id None)."""
+        if person_id is None:
+            rows = self._query("SELECT * FROM passages WHERE ts >= ? ORDER BY ts", (ts_text(since),))
+        else:
+            rows = self._query("SELECT * FROM passages WHERE person_id = ? AND ts >= ? ORDER BY ts",
+                               (person_id, ts_text(since)))
         return self._parse(rows, lambda r: Passage(r["person_id"], parse_ts(r["ts"]), r["gate_id"],
                                                    r["direction"]), "passage")
 
