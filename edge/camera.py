@@ -44,6 +44,8 @@ class CameraConfig(BaseModel):
     frozen_after_s: float = Field(10.0, gt=0, description="Identical frames for this long: the stream is frozen.")
     black_level: float = Field(8.0, ge=0, le=255, description="Mean grey level below which a frame counts as black.")
     black_after_s: float = Field(10.0, gt=0, description="Black frames for this long: the camera is covered/dead.")
+    stale_after_s: float = Field(5.0, gt=0, description="No new frame for this long while connected (a hung "
+                                 "driver or stream): the camera is at fault.")
 
 
 @dataclass(frozen=True, eq=False)
@@ -173,10 +175,23 @@ class CameraHealth:
     black: bool
     last_frame_age_s: float | None
     last_error: str | None
+    stale: bool = False  # connected, but no new frame for stale_after_s (since the last frame or the open)
 
     @property
     def ok(self) -> bool:
-        return self.connected and not self.frozen and not self.black
+        return self.connected and not self.frozen and not self.black and not self.stale
+
+    @property
+    def problem(self) -> str:
+        """What is wrong, for alarms and the status page ("ok" when nothing is)."""
+        if self.ok:
+            return "ok"
+        if self.connected and self.stale:
+            age = "never" if self.last_frame_age_s is None else f"{self.last_frame_age_s:.1f} s ago"
+            return f"no new frame (last {age}): the camera or its driver hangs"
+        if self.connected:
+            return "frozen" if self.frozen else "black"
+        return self.last_error or "no frames"
 
 
 class Camera:
@@ -196,6 +211,7 @@ class Camera:
         self.connected = False
         self.last_error: str | None = None
         self._last_t: float | None = None
+        self._opened_t: float | None = None
         self._same_since: float | None = None
         self._black_since: float | None = None
         self._last_sig: bytes | None = None
@@ -226,6 +242,8 @@ class Camera:
                 self._stop.wait(delay)
                 delay = min(delay * 2, self.cfg.reconnect_max_s)
                 continue
+            with self._lock:
+                self._opened_t = time.monotonic()
             self.connected, delay = True, self.cfg.reconnect_min_s
             log.info("camera %s:%s open", self.cfg.type, self.cfg.source)
             try:
@@ -293,8 +311,11 @@ class Camera:
         with self._lock:
             frozen = self._same_since is not None and now - self._same_since >= self.cfg.frozen_after_s
             black = self._black_since is not None and now - self._black_since >= self.cfg.black_after_s
+            newest = max((t for t in (self._last_t, self._opened_t) if t is not None), default=None)
+            stale = self.connected and newest is not None and now - newest >= self.cfg.stale_after_s
             return CameraHealth(
                 connected=self.connected, fps=self._rate(self._times, now),
                 skipped_fps=self._rate(self._drop_times, now), frames=self.frames, dropped=self.buffer.dropped,
                 reconnects=self.reconnects, frozen=frozen, black=black,
-                last_frame_age_s=None if self._last_t is None else now - self._last_t, last_error=self.last_error)
+                last_frame_age_s=None if self._last_t is None else now - self._last_t, last_error=self.last_error,
+                stale=stale)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -132,4 +133,57 @@ def test_video_file_source(tmp_path: Path) -> None:
         assert frame is not None and frame.image.shape == (120, 160, 3)
         assert wait_for(lambda: cam.frames > 12)  # looped past the end of the clip
     finally:
+        cam.stop()
+
+
+class HangingSource:
+    """A real capture source's failure: a few frames, then a read that never returns (a hung driver or a
+    stalled stream) until the source is closed; the capture thread stays "connected" and keeps beating."""
+
+    def __init__(self, frames: int) -> None:
+        self.left = frames
+        self.released = threading.Event()
+        self.rng = np.random.default_rng(2)
+
+    def read(self) -> np.ndarray | None:
+        if self.left > 0:
+            self.left -= 1
+            time.sleep(0.02)
+            return self.rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+        self.released.wait()
+        return None
+
+    def close(self) -> None:
+        self.released.set()
+
+
+def test_a_camera_that_hangs_while_connected_goes_stale() -> None:
+    source = HangingSource(frames=5)
+    cam = Camera(CameraConfig(type="folder", source="unused", stale_after_s=0.4))
+    cam._open = lambda cfg: source  # the capture thread opens this source instead of a folder
+    cam.start()
+    try:
+        assert wait_for(lambda: cam.frames == 5)
+        fresh = cam.health()
+        assert fresh.connected and fresh.ok and not fresh.stale
+        assert wait_for(lambda: cam.health().stale, timeout=3)
+        h = cam.health()
+        assert h.connected and not h.ok and h.last_frame_age_s is not None and h.last_frame_age_s >= 0.4
+        assert "no new frame" in h.problem
+    finally:
+        source.close()
+        cam.stop()
+
+
+def test_a_source_that_hangs_before_its_first_frame_goes_stale() -> None:
+    source = HangingSource(frames=0)
+    cam = Camera(CameraConfig(type="folder", source="unused", stale_after_s=0.3))
+    cam._open = lambda cfg: source
+    cam.start()
+    try:
+        assert wait_for(lambda: cam.health().connected)
+        assert wait_for(lambda: cam.health().stale, timeout=3)
+        assert not cam.health().ok and cam.health().last_frame_age_s is None
+    finally:
+        source.close()
         cam.stop()
