@@ -44,6 +44,16 @@ class StoreSection(Section):
     snapshot_retention_days: float = Field(7.0, gt=0, le=365, description="Face crops are deleted after this long.")
 
 
+class SupervisorSection(Section):
+    restart_min_s: float = Field(1.0, gt=0, le=600, description="First wait before restarting a part that died "
+                                 "(the vision thread, the camera thread, a relay that cannot be opened); "
+                                 "doubles per failure.")
+    restart_max_s: float = Field(60.0, gt=0, le=3600, description="Longest wait between restarts; a part that "
+                                 "stays up this long starts again from restart_min_s.")
+    mqtt_fault_after_s: float = Field(60.0, ge=0, le=86400, description="The broker link down this long raises "
+                                      "mqtt_fault (mqtt_recovered once it is back); events wait in the outbox.")
+
+
 class GateConfig(Section):
     version: Literal[1] = Field(1, description="Config file format version.")
     gate: GateSection = Field(default_factory=GateSection, description="Identity and storage of this gate.")
@@ -62,6 +72,8 @@ class GateConfig(Section):
     relay: RelayConfig = Field(default_factory=lambda: LcusConfig(port="/dev/gate-relay"),
                                description="The relay wired to the turnstile; `type` picks the driver.")
     web: WebConfig = Field(default_factory=WebConfig, description="The guards' status web page.")
+    supervisor: SupervisorSection = Field(default_factory=SupervisorSection, description="Restarts of failed "
+                                          "parts and the alarms of a lost broker link.")
 
 
 class ConfigError(ValueError):

@@ -2,8 +2,9 @@
 
 Threads: camera capture, the vision loop (one Lane), the thermal reader, the relay's pulse timer, the
 store writer, and this supervisor, which checks each part's freshness every second, raises an alarm
-when a part fails or recovers, restarts what died, and on SIGTERM turns the relay off and flushes the
-store before exiting.
+when a part fails or recovers (the broker link after a grace period), restarts what died with a
+backoff, writes again what the disk refused, and on SIGTERM turns the relay off and flushes the store
+before exiting.
 """
 
 from __future__ import annotations
@@ -46,6 +47,35 @@ class PartHealth:
     since: float = field(default_factory=time.monotonic)
 
 
+@dataclass
+class Backoff:
+    """When a failed part may be restarted: the wait doubles per failure up to `max_s`, and starts again
+    from `min_s` once the part stayed up that long."""
+
+    min_s: float
+    max_s: float
+    delay: float = 0.0  # the wait before the scheduled restart (0: never failed)
+    next_at: float | None = None  # time.monotonic() of the scheduled restart
+    up_since: float | None = None  # the last (re)start
+    restarts: int = 0
+
+    def schedule(self, now: float) -> float:
+        """A failure noticed: schedule the restart (once per failure); the wait."""
+        if self.next_at is None:
+            if self.up_since is not None and now - self.up_since >= self.max_s:
+                self.delay = 0.0  # it had stayed up: a new failure, not a crash loop
+            self.delay = self.min_s if self.delay == 0 else min(self.delay * 2, self.max_s)
+            self.next_at = now + self.delay
+        return self.delay
+
+    def due(self, now: float) -> bool:
+        return self.next_at is not None and now >= self.next_at
+
+    def restarted(self, now: float) -> None:
+        self.next_at, self.up_since = None, now
+        self.restarts += 1
+
+
 class Gate:
     def __init__(self, cfg: GateConfig, on_outcome: Callable[[Outcome], None] | None = None) -> None:
         self.cfg = cfg
@@ -63,14 +93,20 @@ class Gate:
         self.lane = Lane(cfg.lane, self.policy, cfg.temperature, self.engine,
                          Whitelist.load(self.store, self.engine.model_id), self.thermal, self.relay, self.writer,
                          self._outcome)
+        self._reload_passages()
         self.sync: MqttSync | None = self._make_sync() if cfg.mqtt.enabled else None
         self.health: dict[str, PartHealth] = {}
         self._vision_thread: threading.Thread | None = None
         self.vision_heartbeat = Heartbeat()
         self._stuck: list[str] = []
+        self.backoff: dict[str, Backoff] = {}
+        self._crashed: dict[str, str] = {}  # part -> why its thread ended
+        self._mqtt_down_since: float | None = None
+        self._care_alarmed: dict[str, datetime] = {}  # care alarms raised, before the store has them
         self._relay_started = False
+        self._started = False
         self._relay_counts = (0, 0)
-        self._last_care_check = 0.0
+        self._last_care_check = float("-inf")  # the first pass checks at once
         self._last_retention = 0.0
         self.started_at = time.monotonic()
 
@@ -95,8 +131,18 @@ class Gate:
         self.lane.swap_whitelist(Whitelist.load(self.store, self.engine.model_id))
         log.info("whitelist version %s applied: %d persons", version, len(self.lane.whitelist.persons))
 
+    def _reload_passages(self) -> None:
+        """The recent passages at any gate, from the store: a restart must not forget anti-passback."""
+        since = datetime.now(UTC) - timedelta(seconds=max(self.policy.anti_passback_s, 1.0))
+        passages = self.store.recent_passages(None, since)
+        for p in passages:
+            self.lane.note_passage(p)
+        if passages:
+            log.info("%d recent passages reloaded for anti-passback", len(passages))
+
     def _peer_event(self, event: dict[str, object]) -> None:
-        """A passage at another gate of the community: for anti-passback and care watch."""
+        """A grant at another gate of the community: a passage (anti-passback, care watch) and a use of
+        the person's pass (max_uses), counted once however often the event is delivered."""
         person, ts, gate = event.get("person_id"), event.get("ts"), event.get("gate_id")
         if event.get("decision") != "grant" or not isinstance(person, str) or not isinstance(ts, str):
             return
@@ -105,8 +151,8 @@ class Gate:
         except ValueError as exc:
             log.warning("peer event ignored: %s", exc)
             return
-        self.lane.note_passage(passage)
-        self.writer.submit(self.store.record_passage, passage)
+        if self.lane.note_peer_grant(passage):
+            self.writer.submit_kept(self.store.record_peer_passage, passage)
 
     # -- what the guard page and other observers see -----------------------------------------------
     def subscribe(self, fn: Callable[[str, dict[str, object]], None]) -> Callable[[], None]:
@@ -138,7 +184,7 @@ class Gate:
             self._publish("alarm", dict(alarm))
 
     def record_alarm(self, alarm: AlarmRecord) -> None:
-        self.writer.submit(self.store.record_alarm, alarm)
+        self.writer.submit_kept(self.store.record_alarm, alarm)
         self._publish("alarm", alarm.to_dict())
 
     def manual_open(self, guard: str, reason: str) -> EventRecord:
@@ -152,8 +198,10 @@ class Gate:
         self.relay.pulse(self.cfg.lane.relay_pulse_ms)  # RelayError propagates: the guard must see it
         event = EventRecord(ts=now, gate_id=self.cfg.gate.id, direction=self.policy.direction, decision="grant",
                             reasons=tuple(r.as_dict() for r in decision.reasons), scores={"guard": guard})
-        self.writer.submit(self.store.record_event, event, passage=False)
-        self.writer.submit(self.store.audit, guard, "manual_open", {"reason": reason, "event_id": event.event_id})
+        self.lane.expect_passage(event)  # the guard's opening is no tailgating
+        self.writer.submit_kept(self.store.record_event, event, passage=False)
+        self.writer.submit_kept(self.store.audit, guard, "manual_open",
+                                {"reason": reason, "event_id": event.event_id})
         self._publish("decision", {**event.to_dict(), "name": None, "latency_ms": None})
         return event
 
@@ -166,7 +214,8 @@ class Gate:
             "uptime_s": round(time.monotonic() - self.started_at, 1),
             "camera": {"ok": cam.ok, "fps": round(cam.fps, 1), "skipped_fps": round(cam.skipped_fps, 1),
                        "frames": cam.frames, "dropped": cam.dropped, "frozen": cam.frozen, "black": cam.black,
-                       "error": cam.last_error},
+                       "stale": cam.stale, "error": cam.last_error if cam.ok else cam.problem,
+                       "age_s": None if cam.last_frame_age_s is None else round(cam.last_frame_age_s, 2)},
             "thermal": None if thermal is None else {
                 "ok": thermal.last_good_age_s is not None and thermal.last_good_age_s <= 3.0,
                 "age_s": None if thermal.last_good_age_s is None else round(thermal.last_good_age_s, 2),
@@ -175,6 +224,8 @@ class Gate:
                       "pulses": self.relay.stats.pulses, "error": self.relay.stats.last_error},
             "vision": {"alive": self.alive(), "decisions": self.lane.decisions},
             "outbox_depth": self.store.outbox_depth(),
+            "store": {"ok": self.writer.error is None, "error": self.writer.error, "pending": self.writer.pending,
+                      "kept": self.writer.kept, "lost": self.writer.lost},
             "whitelist": {"version": self.lane.whitelist.version, "persons": len(self.lane.whitelist.persons),
                           "templates": self.lane.whitelist.gallery.template_count, "model": self.engine.model_id},
             "health": {k: {"ok": v.ok, "detail": v.detail} for k, v in self.health.items()},
@@ -191,16 +242,41 @@ class Gate:
         self.record_alarm(AlarmRecord(ts=datetime.now(UTC), kind=kind, severity=severity, message=message,
                                       details=dict(details), gate_id=self.cfg.gate.id))
 
-    def _set_health(self, part: str, ok: bool, detail: str, alarm_kind: str) -> None:
+    def _set_health(self, part: str, ok: bool, detail: str, alarm_kind: str, **details: object) -> None:
         prev = self.health.get(part)
         if prev is None or prev.ok != ok:
             self.health[part] = PartHealth(ok, detail)
             if not ok:
-                self._alarm(alarm_kind, "high", f"{part}: {detail}", part=part)
+                self._alarm(alarm_kind, "high", f"{part}: {detail}", part=part, **details)
             elif prev is not None:
                 self._alarm(f"{part}_recovered", "info", f"{part} recovered", part=part)
         else:
             prev.detail = detail
+
+    def _backoff(self, part: str) -> Backoff:
+        sup = self.cfg.supervisor
+        return self.backoff.setdefault(part, Backoff(sup.restart_min_s, max(sup.restart_max_s, sup.restart_min_s)))
+
+    def _restart_dead(self, part: str, alive: bool, restart: Callable[[], None], alarm_kind: str | None) -> None:
+        """A worker thread that ended is restarted after its backoff, alarmed once per outage (a crash loop
+        does not flood the guards: the alarm stays raised until the part stays up); recovery is noted."""
+        now = time.monotonic()
+        b = self._backoff(part)
+        if alive:
+            if alarm_kind is not None:
+                self._set_health(part, True, "ok", alarm_kind)
+            return
+        if b.next_at is None:
+            wait = b.schedule(now)
+            why = self._crashed.pop(part, "the thread ended")
+            log.error("%s thread died (%s); restarting in %g s (restart %d)", part, why, wait, b.restarts + 1)
+            if alarm_kind is not None:
+                self._set_health(part, False, f"thread died ({why}); restarting in {wait:g} s", alarm_kind,
+                                 restart_in_s=wait, restarts=b.restarts)
+        if b.due(now):
+            log.warning("restarting the %s thread", part)
+            b.restarted(now)
+            restart()
 
     def _start_relay(self) -> None:
         try:
@@ -211,16 +287,20 @@ class Gate:
             self._set_health("relay", False, f"cannot start: {exc}", "relay_fault")
 
     def _vision_loop(self) -> None:
-        while not self.stop_event.is_set():
-            self.vision_heartbeat.beat()
-            frame = self.camera.buffer.get(timeout=0.5)
-            if frame is None:
-                continue
-            try:
-                self.lane.process(frame)
-            except Exception:  # a bug or a bad frame must not stop the gate: log, alarm, continue
-                log.exception("vision loop failed on frame %d", frame.seq)
-                self._alarm("vision_fault", "high", "the vision loop failed on a frame; continuing")
+        try:
+            while not self.stop_event.is_set():
+                self.vision_heartbeat.beat()
+                frame = self.camera.buffer.get(timeout=0.5)
+                if frame is None:
+                    continue
+                try:
+                    self.lane.process(frame)
+                except Exception:  # a bug or a bad frame must not stop the gate: log, alarm, continue
+                    log.exception("vision loop failed on frame %d", frame.seq)
+                    self._alarm("vision_fault", "high", "the vision loop failed on a frame; continuing")
+        except BaseException as exc:  # the thread ends: the supervisor restarts it with a backoff
+            self._crashed["vision"] = f"{type(exc).__name__}: {exc}"
+            log.critical("vision thread crashed: %s", self._crashed["vision"], exc_info=True)
 
     def _start_vision(self) -> None:
         self._vision_thread = threading.Thread(target=self._vision_loop, name="vision", daemon=True)
@@ -234,6 +314,7 @@ class Gate:
             self.thermal.start()
         self.camera.start()
         self._start_vision()
+        self._started = True
         if self.cfg.web.enabled:
             from edge.web.server import WebServer  # FastAPI and uvicorn only when the page is on
 
@@ -246,16 +327,23 @@ class Gate:
     def check(self) -> None:
         """One supervision pass: freshness of every part, alarms on changes, restarts, periodic jobs."""
         cam = self.camera.health()
-        cam_detail = "frozen" if cam.frozen else "black" if cam.black else (cam.last_error or "no frames")
-        self._set_health("camera", cam.ok, "ok" if cam.ok else cam_detail, "camera_fault")
+        self._set_health("camera", cam.ok, cam.problem, "camera_fault")
         if self.thermal is not None:
             st = self.thermal.stats
             fresh = st.last_good_age_s is not None and st.last_good_age_s <= 3.0
             self._set_health("thermal", fresh, "ok" if fresh else (st.last_error or "no readings"), "sensor_fault")
-        refused = self.lane.store_error  # the last event could not be stored (disk full, I/O error)
-        self._set_health("store", refused is None, refused or "ok", "store_fault")
+        self.writer.retry_kept()  # what the disk refused, written again once it has room
+        refused = self.writer.error  # the last write the store refused (disk full, I/O error), None once ok
+        detail = "ok" if refused is None else f"{refused} ({self.writer.kept} writes kept in memory)"
+        self._set_health("store", refused is None, detail, "store_fault")
+        self._check_mqtt()
+        now = time.monotonic()
         if not self._relay_started:
-            self._start_relay()
+            relay = self._backoff("relay")
+            relay.schedule(now)
+            if relay.due(now):
+                relay.restarted(now)
+                self._start_relay()
         else:
             rs = self.relay.stats
             writes, failures = self._relay_counts
@@ -265,12 +353,14 @@ class Gate:
                 self._set_health("relay", True, "ok", "relay_fault")
             self._relay_counts = (rs.writes, rs.write_failures)
             for alarm in self.lane.on_relay_events(self.relay.events()) + self.lane.expired_grants(
-                    self.relay.input_state("pass") is not None):
+                    self.relay.input_state("pass") is not None) + self.lane.door_held():
+                log.warning("alarm %s: %s", alarm.kind, alarm.message)
                 self.record_alarm(alarm)
-        if self._vision_thread is None or not self._vision_thread.is_alive():
-            self._alarm("vision_fault", "high", "vision thread died; restarting")
-            self._start_vision()
-        now = time.monotonic()
+        if self._started and not self.stop_event.is_set():
+            self._restart_dead("vision", self._vision_thread is not None and self._vision_thread.is_alive(),
+                               self._start_vision, "vision_fault")
+            # a dead camera thread: its frames go stale, and the camera's health raises camera_fault
+            self._restart_dead("camera_thread", self.camera.alive, self.camera.start, None)
         if now - self._last_care_check >= 60:
             self._last_care_check = now
             self._care_watch()
@@ -279,15 +369,37 @@ class Gate:
             self.writer.submit(self.store.purge_synced_events, timedelta(days=self.cfg.store.retention_days))
             self.writer.submit(self.store.purge_snapshots, timedelta(days=self.cfg.store.snapshot_retention_days))
 
+    def _check_mqtt(self) -> None:
+        """The broker link down for longer than the grace period is a fault the guards see."""
+        if self.sync is None:
+            return
+        now = time.monotonic()
+        if self.sync.connected:
+            self._mqtt_down_since = None
+            self._set_health("mqtt", True, "ok", "mqtt_fault")
+            return
+        if self._mqtt_down_since is None:
+            self._mqtt_down_since = now
+        down = now - self._mqtt_down_since
+        if down >= self.cfg.supervisor.mqtt_fault_after_s:
+            why = self.sync.health().get("last_error") or "not connected"
+            self._set_health("mqtt", False, f"broker unreachable for {down:.0f} s ({why}); events wait in the "
+                             "outbox", "mqtt_fault", down_s=round(down, 1))
+
     def _care_watch(self) -> None:
         persons = list(self.lane.whitelist.persons.values())
         if not any(p.care_watch_hours for p in persons):
             return
-        due = overdue(persons, self.store.last_seen(), datetime.now(UTC),
-                      self.store.last_alarm_times("care_watch"))
-        for c in due:
+        alarmed = self.store.last_alarm_times("care_watch")
+        for pid, t in self._care_alarmed.items():  # raised here, perhaps not written yet
+            if pid not in alarmed or alarmed[pid] < t:
+                alarmed[pid] = t
+        now = datetime.now(UTC)
+        for c in overdue(persons, self.store.last_seen(), now, alarmed):
+            log.warning("alarm care_watch: %s", c.message())
+            self._care_alarmed[c.person_id] = now
             self.record_alarm(AlarmRecord(
-                ts=datetime.now(UTC), kind="care_watch", severity="warning", message=c.message(),
+                ts=now, kind="care_watch", severity="warning", message=c.message(),
                 details={"hours": c.hours, "overdue_h": round(c.overdue_by.total_seconds() / 3600, 2)},
                 gate_id=self.cfg.gate.id, person_id=c.person_id))
 

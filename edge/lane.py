@@ -12,9 +12,9 @@ import logging
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import cv2
@@ -50,6 +50,10 @@ class LaneConfig(Section):
                                       "policy decides.")
     pass_timeout_s: float = Field(8.0, gt=0, le=120, description="A grant with no PASS input within this long "
                                   "is recorded as 'granted, not passed' (relays with a PASS input only).")
+    door_forced_alarm: bool = Field(True, description="Raise door_forced when the door sensor opens with no "
+                                    "grant in the last pass_timeout_s (relays with a door input only).")
+    door_held_s: float = Field(30.0, ge=0, le=3600, description="Raise door_held when the door sensor stays "
+                               "open longer than this; 0 turns it off (relays with a door input only).")
 
 
 @dataclass(frozen=True)
@@ -119,16 +123,50 @@ class Lane:
         self._state: dict[int, _TrackState] = {}
         self._passages: dict[str, list[Passage]] = {}
         self._awaiting_pass: list[tuple[float, EventRecord]] = []
+        self._last_grant_t: float | None = None  # time.monotonic() of the last relay pulse for a grant
+        self._door_open_t: float | None = None  # since when the door sensor is active (None: closed)
+        self._door_held_alarmed = False
+        self._peer_seen: OrderedDict[tuple[str, str, str, str], None] = OrderedDict()
         self._lock = threading.Lock()
         self.last_frame_t: float | None = None
         self.decisions = 0
-        self.store_error: str | None = None  # why the last event could not be stored (disk full...), or None
         self._view: tuple[np.ndarray, list[_Shown]] | None = None
 
     # -- whitelist and passages ----------------------------------------------------------------
     def swap_whitelist(self, whitelist: Whitelist) -> None:
-        """Atomic replacement (a reference swap): recognition never pauses for a reload."""
-        self.whitelist = whitelist
+        """Atomic replacement (a reference swap): recognition never pauses for a reload. A person's `uses`
+        is the larger of the reloaded and the in-memory count: uses only grow, and a grant counted here
+        may not have reached the store yet when the reload read it."""
+        with self._lock:
+            old = self.whitelist.persons
+            for pid, p in whitelist.persons.items():
+                mine = old.get(pid)
+                if mine is not None and mine.uses > p.uses:
+                    whitelist.persons[pid] = replace(p, uses=mine.uses)
+            self.whitelist = whitelist
+
+    def count_use(self, person_id: str) -> None:
+        """One more use of the person's pass (a grant here or at a peer gate), at once in memory: the
+        store counts the same grant when it writes the event (or the peer's passage)."""
+        with self._lock:
+            persons = self.whitelist.persons
+            p = persons.get(person_id)
+            if p is not None:
+                persons[person_id] = replace(p, uses=p.uses + 1)
+
+    def note_peer_grant(self, p: Passage) -> bool:
+        """A grant at a peer gate: a passage (anti-passback, care watch) and one use, once per passage (a
+        redelivered event is recognised and changes nothing). False if it was seen already."""
+        key = (p.person_id, p.ts.isoformat(), p.gate_id, p.direction)
+        with self._lock:
+            if key in self._peer_seen:
+                return False
+            self._peer_seen[key] = None
+            while len(self._peer_seen) > 10_000:
+                self._peer_seen.popitem(last=False)
+        self.note_passage(p)
+        self.count_use(p.person_id)
+        return True
 
     def note_passage(self, p: Passage) -> None:
         """A passage seen here or at a peer gate (anti-passback, care watch)."""
@@ -280,31 +318,41 @@ class Lane:
                             person_id=identity.person_id, reasons=tuple(_reason_dict(r) for r in decision.reasons),
                             alarms=tuple(a.to_dict() for a in alarms), temperature=_temperature_dict(estimate),
                             scores=scores)
-        self.writer.submit(self.writer.store.record_event, event, alarms=alarms).add_done_callback(self._stored)
+        # a write the disk refuses is kept in memory and written once it accepts writes again
+        self.writer.submit_kept(self.writer.store.record_event, event, alarms=alarms)
         if self.writer.store.snapshots:  # privacy: only when configured, and only the face crop
             crop = face_crop_jpeg(frame.image, track.det.bbox)
             if crop is not None:
                 self.writer.submit(self.writer.store.add_snapshot, event.event_id, crop)
         if event.decision == "grant" and identity.person_id is not None:
             self.note_passage(Passage(identity.person_id, now, self.policy.gate_id, self.policy.direction))
-            with self._lock:
-                self._awaiting_pass.append((time.monotonic(), event))
+            self.count_use(identity.person_id)  # max_uses holds from the next face on, not from the next reload
+            self.expect_passage(event)
         self.decisions += 1
         outcome = Outcome(event, decision, person.name if person else None, latency_ms)
         if self.on_outcome:
             self.on_outcome(outcome)
         return outcome
 
-    def _stored(self, future: Future[str]) -> None:
-        exc = future.exception()
-        self.store_error = None if exc is None else str(exc)
-
     # -- turnstile feedback ------------------------------------------------------------------------
+    def expect_passage(self, event: EventRecord) -> None:
+        """The relay was pulsed for this grant (a face, or a guard's manual open): a PASS should follow."""
+        now = time.monotonic()
+        with self._lock:
+            self._last_grant_t = now
+            self._awaiting_pass.append((now, event))
+
     def on_relay_events(self, events: list[InputEvent]) -> list[AlarmRecord]:
-        """PASS input edges: match them to grants; a passage with no grant waiting is an alarm."""
+        """Input edges from the relay board. PASS: matched to a waiting grant; a passage with none waiting
+        is tailgating or forced entry. Door: opening with no grant in the last pass_timeout_s is forced."""
         alarms = []
         now_utc = datetime.now(UTC)
         for ev in events:
+            if ev.name == "door":
+                alarm = self._door_event(ev, now_utc)
+                if alarm is not None:
+                    alarms.append(alarm)
+                continue
             if ev.name != "pass" or not ev.active:
                 continue
             with self._lock:
@@ -318,6 +366,35 @@ class Lane:
                                       gate_id=self.policy.gate_id))
         return alarms
 
+    def _door_event(self, ev: InputEvent, now_utc: datetime) -> AlarmRecord | None:
+        with self._lock:
+            if not ev.active:
+                self._door_open_t, self._door_held_alarmed = None, False
+                return None
+            if self._door_open_t is not None:
+                return None
+            self._door_open_t = ev.t
+            granted = self._last_grant_t is not None and ev.t - self._last_grant_t <= self.cfg.pass_timeout_s
+        if granted or (self.relay is not None and self.relay.state) or not self.cfg.door_forced_alarm:
+            return None
+        return AlarmRecord(ts=now_utc, kind="door_forced", severity="high",
+                           message=f"door opened without a grant at {self.policy.gate_id}",
+                           gate_id=self.policy.gate_id)
+
+    def door_held(self) -> list[AlarmRecord]:
+        """The door sensor active longer than door_held_s: one alarm per opening."""
+        with self._lock:
+            opened = self._door_open_t
+            if opened is None or self._door_held_alarmed or self.cfg.door_held_s <= 0:
+                return []
+            open_s = time.monotonic() - opened
+            if open_s < self.cfg.door_held_s:
+                return []
+            self._door_held_alarmed = True
+        return [AlarmRecord(ts=datetime.now(UTC), kind="door_held", severity="warning",
+                            message=f"door held open for over {self.cfg.door_held_s:g} s at {self.policy.gate_id}",
+                            gate_id=self.policy.gate_id, details={"open_s": round(open_s, 1)})]
+
     def expired_grants(self, has_pass_input: bool) -> list[AlarmRecord]:
         """Grants nobody passed through within the timeout ('granted, not passed')."""
         if not has_pass_input:
@@ -329,8 +406,9 @@ class Lane:
             expired = [g for g in self._awaiting_pass if now - g[0] > self.cfg.pass_timeout_s]
             self._awaiting_pass = [g for g in self._awaiting_pass if g not in expired]
         return [AlarmRecord(ts=datetime.now(UTC), kind="granted_not_passed", severity="info",
-                            message=f"{ev.person_id} was let in but did not pass", gate_id=self.policy.gate_id,
-                            person_id=ev.person_id, details={"event_id": ev.event_id}) for _, ev in expired]
+                            message=f"{ev.person_id or 'manual open'} was let in but did not pass",
+                            gate_id=self.policy.gate_id, person_id=ev.person_id, details={"event_id": ev.event_id})
+                for _, ev in expired]
 
 
 def face_crop_jpeg(image: np.ndarray, bbox: tuple[float, float, float, float], pad: float = 0.25) -> bytes | None:

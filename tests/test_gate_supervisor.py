@@ -1,14 +1,17 @@
-"""The supervisor in-process: a missing camera is alarmed and its recovery noted; face snapshots are
-kept only when configured, and only the face crop."""
+"""The supervisor in-process: a missing camera is alarmed and its recovery noted; a crashed vision thread
+is restarted with a backoff and alarmed once; face snapshots are kept only when configured, and only
+the face crop."""
 
 from __future__ import annotations
 
 import shutil
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
+from edge.camera import Frame
 from edge.config import load_config
 from edge.demo_scene import prepare_demo
 from edge.gate import Gate
@@ -115,3 +118,62 @@ def test_manual_open_health_preview_and_listeners(prepared: Path, tmp_path: Path
         audit = store.audit_entries(limit=10)
     assert stored is not None and stored.reasons[0]["code"] == "manual_open"
     assert any(a.action == "manual_open" and a.actor == "guard-li" for a in audit)
+
+
+class Crash(BaseException):
+    """What kills a thread outright (not an Exception the vision loop catches per frame)."""
+
+
+@pytest.mark.slow
+def test_a_crashed_vision_thread_is_restarted_with_backoff_and_alarmed(prepared: Path, tmp_path: Path) -> None:
+    camera_dir = tmp_path / "camera"
+    shutil.copytree(prepared / "scene", camera_dir)
+    extra = "[web]\nenabled = false\n[supervisor]\nrestart_min_s = 0.2\nrestart_max_s = 5.0\n"
+    gate = Gate(load_config(_config(prepared, tmp_path, camera_dir, extra)))
+    alarms: list[dict[str, object]] = []
+    gate.subscribe(lambda kind, payload: alarms.append(payload) if kind == "alarm" else None)
+    real_process = gate.lane.process
+    crashes = 0
+
+    def crashing(frame: Frame) -> list[Outcome]:  # the first three frames kill the thread
+        nonlocal crashes
+        if crashes < 3:
+            crashes += 1
+            raise Crash(f"crash {crashes}")
+        return real_process(frame)
+
+    gate.lane.process = crashing  # type: ignore[method-assign]
+    starts: list[float] = []
+    thread = None
+    gate.start()
+    try:
+        def restarted_and_recovered() -> bool:
+            nonlocal thread
+            if gate._vision_thread is not thread:
+                thread = gate._vision_thread
+                starts.append(time.monotonic())
+            return any(a["kind"] == "vision_recovered" for a in alarms)
+        end = time.monotonic() + 20
+        while not restarted_and_recovered():
+            assert time.monotonic() < end, alarms
+            gate.check()
+            time.sleep(0.05)
+        while gate.lane.decisions == 0:  # and the restarted loop decides again
+            assert time.monotonic() < end, "no decision after the restart"
+            gate.check()
+            time.sleep(0.05)
+        assert gate._vision_thread is not None and gate._vision_thread.is_alive()
+    finally:
+        gate.shutdown()
+    assert crashes == 3 and len(starts) == 4  # the first start and three restarts
+    gaps = [b - a for a, b in pairwise(starts)]
+    # each restart waited its backoff: 0.2, 0.4, 0.8 s (plus the time to crash and to notice)
+    assert gaps[0] >= 0.2 and gaps[1] >= 0.4 and gaps[2] >= 0.8 and gaps[0] < gaps[1] < gaps[2], gaps
+    faults = [a for a in alarms if a["kind"] == "vision_fault"]
+    assert len(faults) == 1  # one alarm for the outage, not one per crash
+    assert faults[0]["details"] == {"part": "vision", "restart_in_s": 0.2, "restarts": 0}
+    assert "Crash: crash 1" in str(faults[0]["message"])
+    assert gate.backoff["vision"].restarts == 3
+    with Store.open(tmp_path / "data" / "gate.db") as store:
+        kinds = [a.kind for a in store.alarms(limit=100)]
+    assert "vision_fault" in kinds and "vision_recovered" in kinds

@@ -83,6 +83,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "alarm.camera_recovered": "Camera recovered", "alarm.thermal_recovered": "Sensor recovered",
         "alarm.relay_recovered": "Relay recovered", "alarm.web_fault": "Web page fault",
         "alarm.store_fault": "Store refuses writes (disk full?)", "alarm.store_recovered": "Store recovered",
+        "alarm.mqtt_fault": "Server link lost (events wait on the gate)", "alarm.mqtt_recovered": "Server link back",
+        "alarm.door_forced": "Door opened without a grant", "alarm.door_held": "Door held open",
+        "alarm.vision_recovered": "Vision recovered",
     },
     "zh-CN": {
         "app.title": "门禁 {gate}",
@@ -153,6 +156,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "alarm.camera_recovered": "摄像头已恢复", "alarm.thermal_recovered": "传感器已恢复",
         "alarm.relay_recovered": "继电器已恢复", "alarm.web_fault": "网页服务故障",
         "alarm.store_fault": "数据库无法写入（磁盘已满？）", "alarm.store_recovered": "数据库已恢复",
+        "alarm.mqtt_fault": "与服务器的连接中断（记录暂存于闸机）", "alarm.mqtt_recovered": "与服务器的连接已恢复",
+        "alarm.door_forced": "未授权开门", "alarm.door_held": "门长时间未关",
+        "alarm.vision_recovered": "识别程序已恢复",
     },
 }
 

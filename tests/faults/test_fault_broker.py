@@ -1,7 +1,8 @@
 """Fault: the community broker goes away for a while (the mosquitto process stopped) and comes back on
-the same port, while the real gate keeps deciding. Every event and alarm recorded meanwhile reaches
-the server once the broker is back (by event_id; a duplicate is allowed, a loss is not) and the
-outbox drains to empty."""
+the same port, while the real gate keeps deciding. Once the link has been down for the grace period
+the guards get one mqtt_fault alarm, and mqtt_recovered when it is back. Every event and alarm
+recorded meanwhile reaches the server once the broker is back (by event_id; a duplicate is allowed, a
+loss is not) and the outbox drains to empty."""
 
 from __future__ import annotations
 
@@ -23,11 +24,13 @@ from fault_helpers import (
 from edge.sync.bench import Mosquitto
 
 OUTAGE_S = 20.0
+GRACE_S = 3.0  # [supervisor] mqtt_fault_after_s, well inside the outage
 
 
 @pytest.mark.fault
 def test_broker_down_for_a_while_then_back(prepared: Path, tmp_path: Path, broker: Mosquitto) -> None:
-    config = gate_config(prepared, tmp_path, extra=mqtt_section(broker.url))
+    config = gate_config(prepared, tmp_path,
+                         extra=mqtt_section(broker.url) + f"[supervisor]\nmqtt_fault_after_s = {GRACE_S}\n")
     server = Subscriber(broker.port, [TOPICS.events, TOPICS.alarms], client_id="server", persistent=True)
     try:
         with LiveGate(config) as live:
@@ -40,6 +43,11 @@ def test_broker_down_for_a_while_then_back(prepared: Path, tmp_path: Path, broke
             broker.stop()
             down = time.monotonic()
             wait_until(lambda: not sync.connected, 10, "the gate to notice the broker is gone")
+            fault = live.wait_alarm("mqtt_fault", down, part="mqtt", timeout=GRACE_S + 10)
+            fault_t = next(t for t, a in live.alarms if a is fault)
+            assert fault_t - down >= GRACE_S  # not before the grace period is over
+            assert fault["severity"] == "high" and "broker unreachable" in fault["message"]
+            assert not live.gate.health["mqtt"].ok
             wait_until(lambda: time.monotonic() - down >= OUTAGE_S and len(live.decided(down)) >= 10,
                        OUTAGE_S + 60, f"{OUTAGE_S:g} s of outage with the gate deciding on", every=0.2)
             meanwhile = live.decided(down)
@@ -50,9 +58,14 @@ def test_broker_down_for_a_while_then_back(prepared: Path, tmp_path: Path, broke
             event_ids = {o.event.event_id for o in meanwhile}
             alarm_ids = {str(a["id"]) for o in meanwhile for a in o.event.alarms}
             assert alarm_ids, "no stranger came by during the outage"
+            assert len(live.alarmed("mqtt_fault", down)) == 1  # one alarm for the whole outage
+            alarm_ids.add(str(fault["id"]))  # the guards' alarm reaches the server too, once it can
 
             broker.start()  # same port, same persistence file
+            back = time.monotonic()
             assert sync.wait_connected(20)
+            live.wait_alarm("mqtt_recovered", back, part="mqtt", timeout=10)
+            assert live.gate.health["mqtt"].ok
             wait_until(lambda: live.gate.store.outbox_depth() == 0, 30, "the outbox to drain")
             wait_until(lambda: event_ids <= set(delivered(server))
                        and alarm_ids <= set(delivered(server, TOPICS.alarms, "id")), 20,
