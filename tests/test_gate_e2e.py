@@ -178,3 +178,43 @@ def test_silent_sensor_is_handled_per_policy(env: Env, relay_sim: tuple[str, Pat
     with Store.open(data / "gate.db") as store:
         kinds = {a.kind for a in store.alarms(limit=100)}
     assert "sensor_fault" in kinds
+
+
+@pytest.mark.slow
+def test_sigterm_while_the_relay_is_on_switches_it_off(env: Env, relay_sim: tuple[str, Path], tmp_path: Path) -> None:
+    """systemd stops the gate in the middle of a 20 s pulse: the board must see OFF at once, not when the
+    pulse would have ended (it only logs changes, so the OFF after the signal is the shutdown's)."""
+    data = _fresh_data(env, tmp_path)
+    port, relay_log = relay_sim
+    first = env.visits[0]  # Tom Hanks, let in
+    scene = tmp_path / "scene"
+    scene.mkdir()
+    for i in range(first.last_frame + 3):
+        os.symlink(env.scene / f"{i:04d}.jpg", scene / f"{i:04d}.jpg")
+    thermal = '[thermal]\ntype = "sim"\nkind = "gy_mcu90614"\n\n[lane]\nrelay_pulse_ms = 20000\n'
+    config = _write_config(data, scene, port, thermal)
+    proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config", str(config)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 60
+        while "relay 1 ON" not in relay_log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, "no grant switched the relay on"
+            time.sleep(0.05)
+        on_at = time.monotonic()
+        time.sleep(0.5)
+        assert re.findall(r"relay 1 (ON|OFF)", relay_log.read_text()) == ["ON"]  # on, mid-pulse
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    stopped_after = time.monotonic() - on_at
+    assert proc.returncode == 0, err[-3000:]
+    deadline = time.monotonic() + 3  # the simulator (its own process) logs what it received a moment later
+    while "relay 1 OFF" not in relay_log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    switches = re.findall(r"relay 1 (ON|OFF)", relay_log.read_text())
+    assert switches == ["ON", "OFF"], switches
+    assert stopped_after < 15, f"the gate took {stopped_after:.1f} s to stop: the pulse may have ended by itself"
