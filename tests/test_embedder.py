@@ -53,3 +53,16 @@ def test_batch_equals_one_by_one(engine, t1_path: Path) -> None:  # type: ignore
     batch = engine.embed_crops(crops)
     single = np.concatenate([engine.embed_crops([c]) for c in crops])
     assert np.abs(batch - single).max() < 1e-5
+
+
+def test_runtime_options_reach_the_onnxruntime_session() -> None:
+    from edge.vision.runtime import make_session
+
+    cfg = RuntimeConfig(intra_op_threads=1, inter_op_threads=1, graph_optimization="basic")
+    session = make_session(prepare_model(MODEL, True), cfg, MODEL.name)
+    opts = session.get_session_options()
+    assert opts.intra_op_num_threads == 1 and opts.inter_op_num_threads == 1
+    import onnxruntime as ort
+
+    assert opts.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    assert session.get_providers() == ["CPUExecutionProvider"]

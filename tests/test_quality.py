@@ -42,3 +42,22 @@ def test_blur_and_small_faces_are_rejected_with_reasons(engine, t1_path: Path) -
     assert "too_small" in assess(tiny, engine.align(image, det), QualityConfig()).reasons
     weak = Detection(bbox=det.bbox, score=0.5, landmarks=det.landmarks)
     assert "low_detection_score" in assess(weak, engine.align(image, det), QualityConfig()).reasons
+
+
+def test_turned_and_tilted_faces_are_rejected_with_reasons(engine, t1_path: Path) -> None:  # type: ignore[no-untyped-def]
+    image = load_image(t1_path)
+    det = engine.detect(image)[0]
+    crop = engine.align(image, det)
+    frontal = assess(det, crop, QualityConfig())
+    assert "turned_away" not in frontal.reasons and "tilted" not in frontal.reasons
+    iod = det.interocular
+    turned = det.landmarks.copy()
+    turned[2, 0] += 0.6 * iod  # the nose far towards one eye: the head is turned
+    got = assess(Detection(bbox=det.bbox, score=det.score, landmarks=turned), crop, QualityConfig())
+    assert "turned_away" in got.reasons and got.yaw > 0.45 and not got.ok
+    tilted = det.landmarks.copy()
+    tilted[2, 1] = (det.landmarks[0, 1] + det.landmarks[1, 1]) / 2 + 1  # nose at the eye line: head tilted back
+    got = assess(Detection(bbox=det.bbox, score=det.score, landmarks=tilted), crop, QualityConfig())
+    assert "tilted" in got.reasons and got.pitch > 0.45 and not got.ok
+    lenient = QualityConfig(max_yaw=1.0, max_pitch=1.0)  # the limits are the config's
+    assert "tilted" not in assess(Detection(bbox=det.bbox, score=det.score, landmarks=tilted), crop, lenient).reasons
