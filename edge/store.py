@@ -2,18 +2,17 @@
 per thread, the event and its outbox row in one transaction, retention.
 
 Record types live in `edge.store_schema` (re-exported here), the tables in `edge.store_migrations`, and
-the thread that serialises the gate's writes in `edge.store_writer`.
+the thread that serialises the gate's writes in `edge.store_writer`, passages, audit and guards in
+`edge.store_records`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -21,6 +20,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 
 from edge.store_migrations import migrate
+from edge.store_records import AuditEntry, RecordsMixin, now_utc, page_bounds
 from edge.store_schema import (
     AlarmRecord,
     EventRecord,
@@ -39,7 +39,6 @@ from edge.store_schema import (
     parse_ts,
     person_from_row,
     ts_text,
-    utc,
 )
 
 __all__ = [
@@ -65,25 +64,7 @@ class StoreFullError(StoreWriteError):
     """The disk (or the configured size limit) is full: the write was rolled back, older data is intact."""
 
 
-@dataclass(frozen=True)
-class AuditEntry:
-    id: int
-    ts: datetime
-    actor: str
-    action: str
-    details: JsonDict
-
-
-def _now(now: datetime | None) -> datetime:
-    return utc(now, "now") if now is not None else datetime.now(UTC)
-
-
-def _page(limit: int, offset: int) -> tuple[int, int]:
-    # an offset past SQLite's largest integer (2**63 - 1) raises OverflowError; it is past every row anyway
-    return max(1, min(int(limit), 10_000)), max(0, min(int(offset), 2**63 - 1))
-
-
-class Store:
+class Store(RecordsMixin):
     """Open with `Store.open(path)`. Write methods are serialised on one connection (use `StoreWriter`
     to keep them off the hot path); reads use a connection per thread and never wait for writes."""
 
@@ -252,7 +233,7 @@ class Store:
 
     def list_persons(self, query: str | None = None, limit: int = 100, offset: int = 0) -> list[PersonRecord]:
         """Persons by name; `query` matches part of the id, name or unit (case-insensitive)."""
-        limit, offset = _page(limit, offset)
+        limit, offset = page_bounds(limit, offset)
         if query:
             like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             rows = self._query("SELECT * FROM persons WHERE id LIKE ?1 ESCAPE '\\' "
@@ -393,12 +374,12 @@ class Store:
     def acknowledge_alarm(self, alarm_id: str, by: str, at: datetime | None = None) -> bool:
         with self._tx() as conn:
             return conn.execute("UPDATE alarms SET acknowledged_by = ?, acknowledged_at = ? WHERE id = ? "
-                                "AND acknowledged_at IS NULL", (by, ts_text(_now(at)), alarm_id)).rowcount > 0
+                                "AND acknowledged_at IS NULL", (by, ts_text(now_utc(at)), alarm_id)).rowcount > 0
 
     def alarms(self, since: datetime | None = None, kind: str | None = None, unacknowledged: bool = False,
                limit: int = 100, offset: int = 0) -> list[AlarmRecord]:
         """Alarms newest first."""
-        limit, offset = _page(limit, offset)
+        limit, offset = page_bounds(limit, offset)
         where, params = ["1"], []
         if since is not None:
             where.append("ts >= ?")
@@ -452,7 +433,7 @@ class Store:
                person_id: str | None = None, decision: Literal["grant", "deny"] | None = None,
                limit: int = 100, offset: int = 0, newest_first: bool = False) -> list[EventRecord]:
         """Events with since <= ts < until, oldest first (or newest first)."""
-        limit, offset = _page(limit, offset)
+        limit, offset = page_bounds(limit, offset)
         where, params = ["1"], []
         for cond, value in (("ts >= ?", since and ts_text(since)), ("ts < ?", until and ts_text(until)),
                             ("person_id = ?", person_id), ("decision = ?", decision)):
@@ -471,7 +452,7 @@ class Store:
 
     def purge_synced_events(self, older_than: timedelta, *, now: datetime | None = None) -> int:
         """Retention: delete synced events (and their snapshots) older than this; unsynced ones stay."""
-        cutoff = ts_text(_now(now) - older_than)
+        cutoff = ts_text(now_utc(now) - older_than)
         with self._tx() as conn:
             return conn.execute("DELETE FROM events WHERE synced = 1 AND ts < ? AND event_id NOT IN "
                                 "(SELECT event_id FROM outbox)", (cutoff,)).rowcount
@@ -496,71 +477,11 @@ class Store:
         return bytes(rows[0][0]) if rows else None
 
     def purge_snapshots(self, older_than: timedelta, *, now: datetime | None = None) -> int:
-        cutoff = ts_text(_now(now) - older_than)
+        cutoff = ts_text(now_utc(now) - older_than)
         with self._tx() as conn:
             return conn.execute("DELETE FROM snapshots WHERE created_at < ?", (cutoff,)).rowcount
 
-    # ------------------------------------------------------------------------------------- passages
-
-    def record_passage(self, p: Passage) -> bool:
-        """Record a passage (also one reported by a peer gate); False if it was already known."""
-        with self._tx() as conn:
-            return conn.execute("INSERT OR IGNORE INTO passages (person_id, ts, gate_id, direction) "
-                                "VALUES (?, ?, ?, ?)", (p.person_id, ts_text(p.ts), p.gate_id, p.direction)
-                                ).rowcount > 0
-
-    def record_peer_passage(self, p: Passage) -> bool:
-        """A grant at a peer gate: its passage and one use of the person's pass, in one transaction and
-        only once (a redelivered event changes nothing); False if the passage was already known."""
-        with self._tx() as conn:
-            new = conn.execute("INSERT OR IGNORE INTO passages (person_id, ts, gate_id, direction) "
-                               "VALUES (?, ?, ?, ?)", (p.person_id, ts_text(p.ts), p.gate_id, p.direction)
-                               ).rowcount > 0
-            if new:
-                conn.execute("UPDATE persons SET uses = uses + 1 WHERE id = ?", (p.person_id,))
-        return new
-
-    def recent_passages(self, person_id: str | None, since: datetime) -> list[Passage]:
-        """Passages since then, oldest first: one person's, or everybody's (person_id None)."""
-        if person_id is None:
-            rows = self._query("SELECT * FROM passages WHERE ts >= ? ORDER BY ts", (ts_text(since),))
-        else:
-            rows = self._query("SELECT * FROM passages WHERE person_id = ? AND ts >= ? ORDER BY ts",
-                               (person_id, ts_text(since)))
-        return self._parse(rows, lambda r: Passage(r["person_id"], parse_ts(r["ts"]), r["gate_id"],
-                                                   r["direction"]), "passage")
-
-    def last_seen(self) -> dict[str, datetime]:
-        """Each person's latest passage at any gate (care watch)."""
-        return {r[0]: parse_ts(r[1]) for r in self._query("SELECT person_id, max(ts) FROM passages "
-                                                          "GROUP BY person_id")}
-
-    def purge_passages(self, older_than: timedelta, *, now: datetime | None = None) -> int:
-        """Delete old passages but keep each person's latest one (care watch needs it)."""
-        cutoff = ts_text(_now(now) - older_than)
-        with self._tx() as conn:
-            return conn.execute("DELETE FROM passages WHERE ts < ? AND ts < (SELECT max(ts) FROM passages p "
-                                "WHERE p.person_id = passages.person_id)", (cutoff,)).rowcount
-
-    # ------------------------------------------------------------------------- audit, meta, guards
-
-    def audit(self, actor: str, action: str, details: JsonDict | None = None, *,
-              ts: datetime | None = None) -> int:
-        if not actor or not action:
-            raise ValueError("an audit entry needs an actor and an action")
-        with self._tx() as conn:
-            cur = conn.execute("INSERT INTO audit (ts, actor, action, details) VALUES (?, ?, ?, ?)",
-                               (ts_text(_now(ts)), actor, action, dumps(details or {})))
-            return int(cur.lastrowid or 0)
-
-    def audit_entries(self, since: datetime | None = None, limit: int = 100,
-                      offset: int = 0) -> list[AuditEntry]:
-        """Audit log, newest first."""
-        limit, offset = _page(limit, offset)
-        rows = self._query("SELECT * FROM audit WHERE ts >= ? ORDER BY id DESC LIMIT ? OFFSET ?",
-                           (ts_text(since) if since else "", limit, offset))
-        return self._parse(rows, lambda r: AuditEntry(r["id"], parse_ts(r["ts"]), r["actor"], r["action"],
-                                                      json.loads(r["details"])), "audit")
+    # ------------------------------------------------------------------------------------------ meta
 
     def get_meta(self, key: str) -> str | None:
         rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
@@ -570,34 +491,6 @@ class Store:
         with self._tx() as conn:
             conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
                          "value = excluded.value", (key, str(value)))
-
-    def add_guard(self, name: str, role: Literal["viewer", "operator"], password_hash: str) -> None:
-        if not name or not password_hash:
-            raise ValueError("a guard needs a name and a password hash")
-        if role not in ("viewer", "operator"):
-            raise ValueError(f"guard role {role!r} is not viewer or operator")
-        with self._tx() as conn:
-            if conn.execute("SELECT 1 FROM guards WHERE name = ?", (name,)).fetchone():
-                raise StoreError(f"guard {name!r} exists already")
-            conn.execute("INSERT INTO guards (name, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
-                         (name, role, password_hash, ts_text(datetime.now(UTC))))
-
-    def set_guard_disabled(self, name: str, disabled: bool) -> bool:
-        with self._tx() as conn:
-            cur = conn.execute("UPDATE guards SET disabled = ? WHERE name = ?", (int(disabled), name))
-            return cur.rowcount > 0
-
-    @staticmethod
-    def _guard(r: sqlite3.Row) -> GuardRecord:
-        return GuardRecord(r["name"], r["role"], r["password_hash"], parse_ts(r["created_at"]),
-                           bool(r["disabled"]))
-
-    def get_guard(self, name: str) -> GuardRecord | None:
-        found = self._parse(self._query("SELECT * FROM guards WHERE name = ?", (name,)), self._guard, "guard")
-        return found[0] if found else None
-
-    def list_guards(self) -> list[GuardRecord]:
-        return self._parse(self._query("SELECT * FROM guards ORDER BY name"), self._guard, "guard")
 
     def integrity_check(self) -> str:
         """'ok', or what SQLite found wrong (page structure, then foreign keys)."""
