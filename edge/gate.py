@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from drivers.heartbeat import Heartbeat
 from drivers.relay import Relay, RelayError, make_relay
 from drivers.thermal import ThermalSensor, make_thermal
-from edge import sdnotify
+from edge import __version__, sdnotify
 from edge.camera import Camera
 from edge.carewatch import overdue
 from edge.config import GateConfig
@@ -210,7 +210,7 @@ class Gate:
         cam = self.camera.health()
         thermal = self.thermal.stats if self.thermal is not None else None
         return {
-            "gate_id": self.cfg.gate.id, "community": self.cfg.gate.community,
+            "gate_id": self.cfg.gate.id, "community": self.cfg.gate.community, "software_version": __version__,
             "uptime_s": round(time.monotonic() - self.started_at, 1),
             "camera": {"ok": cam.ok, "fps": round(cam.fps, 1), "skipped_fps": round(cam.skipped_fps, 1),
                        "frames": cam.frames, "dropped": cam.dropped, "frozen": cam.frozen, "black": cam.black,

@@ -125,7 +125,7 @@ def sync(store: Store) -> tuple[MqttSync, Collected]:
                     on_peer_event=got.events.append), got
 
 
-STATE_KEYS = {"schema", "gate", "ts", "sync"}
+STATE_KEYS = {"schema", "gate", "ts", "sync", "software_version"}
 
 
 @fuzz_settings(150)
