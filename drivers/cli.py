@@ -1,7 +1,7 @@
 """Installer and test commands for the drivers: read a thermal sensor, pulse a relay, serve a simulator.
 
-`add_commands(sub)` hangs `drivers read-thermal`, `drivers pulse` and `sim thermal|relay` under the
-`gate` command's subparsers; `main(argv)` runs them standalone.
+`add_commands(sub)` hangs `drivers read-thermal`, `drivers set-baud`, `drivers pulse` and
+`sim thermal|relay` under the `gate` command's subparsers; `main(argv)` runs them standalone.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 from drivers.relay import RELAY_TYPES, RelayConfig, RelayError, make_relay
 from drivers.relay.sim import RELAY_KINDS, RELAY_SCENARIOS, run_relay_sim
 from drivers.thermal import THERMAL_TYPES, ThermalConfig, make_thermal
+from drivers.thermal.gy_mcu90640 import BAUD_CODES, GyMcu90640, GyMcu90640Config
 from drivers.thermal.sim import KINDS, SCENARIOS, run_thermal_sim
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,29 @@ def cmd_read_thermal(args: argparse.Namespace) -> int:
     finally:
         sensor.close()
     return 0
+
+
+def cmd_set_baud(args: argparse.Namespace) -> int:
+    """Switch a GY-MCU90640's UART speed: prove the current speed with a frame, send A5 15 code, and
+    prove the new one with a frame read at it."""
+    sensor = GyMcu90640(GyMcu90640Config(port=args.port, baud=args.baud))
+    sensor.start()
+    try:
+        if sensor.wait(args.timeout) is None:
+            st = sensor.stats
+            print(f"error: no frame from {args.port} at {args.baud} baud within {args.timeout:g} s; is that the "
+                  f"module's speed now? (last error: {st.last_error})", file=sys.stderr)
+            return 1
+        if sensor.set_module_baud(args.to, timeout=args.timeout):
+            print(json.dumps({"port": args.port, "baud": args.to, "was": args.baud}))
+            print(f"the module now speaks {args.to} baud: set `baud = {args.to}` in [thermal]", file=sys.stderr)
+            return 0
+        print(f"error: no frame at {args.to} baud after the command; the driver is back at {sensor.baud} "
+              f"baud ({sensor.stats.last_error}). A module that applies the setting after a power cycle speaks "
+              f"{args.to} baud once it was switched off and on.", file=sys.stderr)
+        return 1
+    finally:
+        sensor.close()
 
 
 def cmd_pulse(args: argparse.Namespace) -> int:
@@ -162,6 +186,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     rt.add_argument("--kind", default="gy_mcu90640", choices=KINDS, help="--type sim: module to simulate")
     rt.add_argument("--scenario", default="normal", choices=SCENARIOS, help="--type sim: scenario")
     rt.set_defaults(func=cmd_read_thermal)
+
+    speeds = sorted(BAUD_CODES)
+    sb = dsub.add_parser("set-baud", help="switch a GY-MCU90640's UART speed (A5 15 01/02)")
+    sb.add_argument("--type", required=True, choices=["gy_mcu90640"])
+    sb.add_argument("--port", required=True, help="serial port")
+    sb.add_argument("--baud", type=int, default=115200, choices=speeds, help="the module's speed now")
+    sb.add_argument("--to", type=int, required=True, choices=speeds, help="the speed to switch to")
+    sb.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a frame at each speed")
+    sb.set_defaults(func=cmd_set_baud)
 
     pulse = dsub.add_parser("pulse", help="pulse a relay (forced off before and after)")
     pulse.add_argument("--type", required=True, choices=RELAY_TYPES)

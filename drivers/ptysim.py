@@ -3,7 +3,9 @@
 A simulator owns the master side of a pty and speaks the device's byte protocol on it; a driver opens
 the slave side with pyserial exactly as it opens a USB adapter. `link` plays the part of a udev
 symlink (/dev/serial/by-id/...): on unplug the pty is closed and the link removed, on replug a new
-pty appears behind the same link.
+pty appears behind the same link. A pty carries bytes at any speed, but the speed the driver set on
+its side is visible from the master (`line_baud`), so a simulator can tell a driver at the wrong
+speed and garble what it hears and says, as a real UART does.
 """
 
 from __future__ import annotations
@@ -13,12 +15,18 @@ import logging
 import os
 import select
 import tempfile
+import termios
 import threading
 import time
 import tty
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+_SPEEDS = {getattr(termios, f"B{n}"): n for n in (
+    50, 75, 110, 134, 150, 200, 300, 600, 1200, 1800, 2400, 4800, 9600, 19200, 38400, 57600, 115200,
+    230400, 460800, 500000, 576000, 921600, 1000000, 1152000, 1500000, 2000000, 2500000, 3000000,
+    3500000, 4000000) if hasattr(termios, f"B{n}")}
 
 
 class PtyDevice:
@@ -60,6 +68,16 @@ class PtyDevice:
     @property
     def plugged(self) -> bool:
         return self._master is not None
+
+    def line_baud(self) -> int | None:
+        """The speed the driver's side of the pty is set to (termios), None when unplugged or unknown."""
+        fd = self._master
+        if fd is None:
+            return None
+        try:
+            return _SPEEDS.get(termios.tcgetattr(fd)[5])
+        except (OSError, termios.error):
+            return None
 
     def plug(self) -> None:
         """Open a new pty in raw mode and point the link at its slave side."""

@@ -3,7 +3,9 @@
 A `SerialThermalSensor` owns one reader thread: it opens the port, sends the module's start command,
 feeds the bytes to the module's frame decoder and keeps the latest good reading. It reconnects with
 backoff when the port vanishes (USB unplug), re-sends the start command when frames stop, and reopens
-the port when they stay away.
+the port when they stay away. `change_speed` switches a module's UART speed from the same thread: the
+command goes out at the old speed, the port is reopened at the new one, and without a good frame
+there the driver goes back to the old speed.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -147,6 +149,16 @@ class ThermalStats:
     last_good_age_s: float | None  # None before the first good reading
 
 
+@dataclass
+class _SpeedChange:
+    """A speed change for the reader thread: send `commands`, then reopen the port at `baud`."""
+
+    commands: list[bytes]
+    baud: int
+    sent: threading.Event = field(default_factory=threading.Event)
+    sent_t: float = 0.0
+
+
 class ThermalSensor(Protocol):
     """A thermal sensor: `read()` is the latest good reading (None if none is fresh)."""
 
@@ -199,6 +211,9 @@ class SerialThermalSensor:
         self._connected = False
         self._last_error: str | None = None
         self._opened_once = False
+        self._baud = cfg.baud  # the speed the port is opened at (changed by change_speed)
+        self._speed_change: _SpeedChange | None = None
+        self._reopen_now = False
         self.heartbeat = Heartbeat()
 
     # -- subclass hooks -----------------------------------------------------------------------
@@ -253,6 +268,46 @@ class SerialThermalSensor:
                             last_error=self._last_error,
                             last_good_age_s=None if latest is None else time.monotonic() - latest.t)
 
+    @property
+    def baud(self) -> int:
+        """The speed the driver talks to the module at now."""
+        return self._baud
+
+    def change_speed(self, commands: list[bytes], baud: int, timeout: float = 3.0) -> bool:
+        """Send `commands` (the module's baud-rate command) at the current speed, reopen the port at
+        `baud` and wait for a good frame there. Without one within `timeout` (the module ignored the
+        command, or applies it only after a power cycle) the driver goes back to the old speed. True if
+        the module answered at the new speed. Needs start(); blocks up to about 2 x timeout."""
+        if self._thread is None:
+            raise RuntimeError(f"thermal {self.kind}: change_speed() before start()")
+        old = self._baud
+        sent_t = self._request_speed(commands, baud, timeout)
+        if sent_t is None:
+            return False
+        if self.wait(timeout, newer_than=sent_t) is not None:
+            log.info("thermal %s: now at %s baud on %s", self.kind, baud, self.cfg.port)
+            return True
+        self._error(f"no good frame at {baud} baud after the speed command; back at {old} baud")
+        log.warning("thermal %s: no good frame at %s baud; going back to %s baud", self.kind, baud, old)
+        if self._request_speed([], old, timeout) is None:
+            self._baud = old  # the port is not open now: the next open uses the old speed
+        return False
+
+    def _request_speed(self, commands: list[bytes], baud: int, timeout: float) -> float | None:
+        """Hand a speed change to the reader thread; the time it was done, None if the port is not open."""
+        change = _SpeedChange(commands, baud)
+        with self._cond:
+            self._speed_change = change
+        if change.sent.wait(timeout):
+            return change.sent_t
+        with self._cond:
+            if self._speed_change is change:
+                self._speed_change = None
+        self._error(f"could not send the speed command: {self.cfg.port} is not open ({self._last_error})")
+        log.warning("thermal %s: speed change to %s baud not sent: %s is not open", self.kind, baud,
+                    self.cfg.port)
+        return None
+
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None:
@@ -277,7 +332,7 @@ class SerialThermalSensor:
         while not self._stop.is_set():
             self.heartbeat.beat()
             try:
-                self._serial = open_serial(self.cfg.port, self.cfg.baud, timeout=0.05)
+                self._serial = open_serial(self.cfg.port, self._baud, timeout=0.05)
             except (OSError, serial.SerialException, ValueError) as exc:
                 self._error(f"cannot open {self.cfg.port}: {exc}")
                 delay = backoff.failed()
@@ -290,12 +345,13 @@ class SerialThermalSensor:
                 self._stop.wait(delay)
                 continue
             open_failing = False
-            if self._opened_once:
+            if self._opened_once and not self._reopen_now:
                 self._reconnects += 1
+            self._reopen_now = False
             self._opened_once = True
             self._connected = True
             self._decoder.reset()
-            log.info("thermal %s: reading %s at %s baud", self.kind, self.cfg.port, self.cfg.baud)
+            log.info("thermal %s: reading %s at %s baud", self.kind, self.cfg.port, self._baud)
             try:
                 if self._session(backoff):
                     backoff.reset()
@@ -303,6 +359,8 @@ class SerialThermalSensor:
                 self._error(f"{self.cfg.port} failed: {exc}")
                 log.warning("thermal %s: %s failed (%s); reconnecting", self.kind, self.cfg.port, exc)
             self._close_port()
+            if self._reopen_now:  # a speed change: reopen at once, at the new speed
+                continue
             if not self._stop.is_set():
                 delay = backoff.failed()
                 self.heartbeat.beat(delay + DEFAULT_WITHIN_S)
@@ -319,6 +377,17 @@ class SerialThermalSensor:
         next_poll = opened
         while not self._stop.is_set():
             self.heartbeat.beat()
+            with self._cond:
+                change, self._speed_change = self._speed_change, None
+            if change is not None:
+                self._send(ser, change.commands)  # flush(): drained at the old speed before the reopen
+                if change.commands:
+                    self._stop.wait(0.05)  # give the module time to act on it
+                self._baud = change.baud
+                self._reopen_now = True
+                change.sent_t = time.monotonic()
+                change.sent.set()
+                return good
             now = time.monotonic()
             if poll is not None and now >= next_poll:
                 self._send(ser, [poll])

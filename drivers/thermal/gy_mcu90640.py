@@ -3,7 +3,9 @@
 Frame (1544 bytes): 5A 5A, length 02 06 (little-endian 1538), 768 pixels as little-endian int16 /100 C
 in 32x24 order starting at the upper-right corner, the ambient as int16 /100, then a checksum: the
 16-bit sum of the first 771 little-endian words. Commands: A5 cmd data sum8 (query A5 35 01 DB,
-stream A5 35 02 DC, frame rate A5 25 00..04, baud A5 15 01..03).
+stream A5 35 02 DC, frame rate A5 25 00..04, baud A5 15 code: 01 = 115200, 02 = 460800; the module's
+03 is not used here, as we have no reliable statement of its speed). `GyMcu90640.set_module_baud`
+(`gate drivers set-baud`) sends the baud command and reopens the port at the new speed.
 """
 
 from __future__ import annotations
@@ -44,6 +46,16 @@ def frame_rate_command(code: int) -> bytes:
     if not 0 <= code <= 4:
         raise ValueError("frame rate code must be 0..4")
     return command(0x25, code)
+
+
+BAUD_CODES = {115200: 0x01, 460800: 0x02}
+
+
+def baud_command(baud: int) -> bytes:
+    """A5 15 code: switch the module's UART to `baud` (115200 or 460800)."""
+    if baud not in BAUD_CODES:
+        raise ValueError(f"the GY-MCU90640 speaks 115200 or 460800 baud, not {baud}")
+    return command(0x15, BAUD_CODES[baud])
 
 
 def encode_frame(frame: Frame, ambient_c: float, flip_horizontal: bool = True) -> bytes:
@@ -91,7 +103,7 @@ class Mlx90640Decoder(HeaderFrameDecoder):
 class GyMcu90640Config(SerialThermalConfig):
     type: Literal["gy_mcu90640"] = Field("gy_mcu90640", description="GY-MCU90640 32x24 thermal array (UART).")
     baud: Literal[115200, 460800] = Field(115200, description="Serial speed: 115200 (module default) or "
-                                                              "460800.")
+                                          "460800; `gate drivers set-baud` switches the module (A5 15 01/02).")
     mode: Literal["continuous", "query"] = Field("continuous", description="continuous: the module streams "
                                                  "after A5 35 02; query: the driver sends A5 35 01 each "
                                                  "poll.")
@@ -131,3 +143,9 @@ class GyMcu90640(SerialThermalSensor):
 
     def poll_command(self) -> bytes | None:
         return CMD_QUERY if self.gy_cfg.mode == "query" else None
+
+    def set_module_baud(self, baud: int, timeout: float = 3.0) -> bool:
+        """Switch the module to `baud` (A5 15 01: 115200, 02: 460800) and reopen the port at that speed.
+        True if good frames arrive at the new speed; otherwise the driver is back at the old speed (a
+        module that applies the setting only after a power cycle answers there until then)."""
+        return self.change_speed([baud_command(baud)], baud, timeout)

@@ -6,6 +6,12 @@ and truncated frames between frames), unplug (the pty vanishes and a new one app
 link; the module then waits for its start command again), hang (stops answering, then resets),
 photo (a printed photo or phone screen: no warm face). Like the modules, the binary kinds stream only
 after the continuous command and answer a query with one frame.
+
+The gy_mcu90640 kind has a UART speed (`baud`, 115200 by default) and obeys the baud command A5 15
+01/02 (115200/460800), at once or, with `baud_applies="power_cycle"`, only after the next unplug and
+replug; it keeps the setting across power cycles. While the driver's side of the pty is set to another
+speed (see PtyDevice.line_baud) the module neither understands commands nor sends frames the driver
+can decode: it sends junk instead, as a UART at the wrong speed receives.
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ SCENARIOS: tuple[str, ...] = get_args(Scenario)
 DEFAULT_RATE_HZ = {"gy_mcu90614": 10.0, "gy_mcu90640": 4.0, "ascii_line": 10.0}
 # Digits, sign, point and newline never appear in ASCII garbage, so junk cannot spell a reading.
 _ASCII_JUNK = bytes(b for b in range(256) if b not in b"0123456789+-.\n")
+# What a UART at the wrong speed makes of a frame: bytes, but never the 90640's header byte.
+_SPEED_JUNK = bytes(b for b in range(256) if b != 0x5A)
+BAUD_CODES = {code: baud for baud, code in gy_mcu90640.BAUD_CODES.items()}
 
 
 @dataclass
@@ -119,6 +128,9 @@ class SentLog:
     corrupted: int = 0
     garbage_bytes: int = 0
     commands: list[bytes] = field(default_factory=list)
+    baud_changes: list[int] = field(default_factory=list)  # speeds the module was told to use
+    wrong_speed_frames: int = 0  # frames sent as junk because the driver's line was at another speed
+    wrong_speed_reads: int = 0  # driver bytes not understood for the same reason
 
 
 class ThermalSim(PtyDevice):
@@ -128,7 +140,8 @@ class ThermalSim(PtyDevice):
                  rate_hz: float | None = None, seed: int = 0, scene: Scene | None = None,
                  timing: Timing | None = None, autostream: bool = False,
                  ascii_format: str = "{object:.2f}\n",
-                 fever_windows: tuple[tuple[float, float], ...] = (), schedule_period_s: float | None = None) -> None:
+                 fever_windows: tuple[tuple[float, float], ...] = (), schedule_period_s: float | None = None,
+                 baud: int | None = None, baud_applies: Literal["now", "power_cycle"] = "now") -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown thermal sim kind {kind!r} (one of {', '.join(KINDS)})")
         if scenario not in SCENARIOS:
@@ -155,6 +168,10 @@ class ThermalSim(PtyDevice):
         self.fever_windows = fever_windows
         self.schedule_period_s = schedule_period_s
         self._created = time.monotonic()
+        # the module's UART speed (only the array kind models it: it has a baud command)
+        self.baud = baud if baud is not None else 115200 if kind == "gy_mcu90640" else None
+        self.stored_baud = self.baud  # what it will use after a power cycle
+        self.baud_applies = baud_applies
 
     # -- what the module measures ---------------------------------------------------------------
     def fever_now(self, now: float | None = None) -> bool:
@@ -210,8 +227,22 @@ class ThermalSim(PtyDevice):
         return junk
 
     # -- protocol -------------------------------------------------------------------------------
+    def plug(self) -> None:
+        """Plug in (again): a module that was off comes up at its stored speed."""
+        if not self.plugged:
+            self.baud = self.stored_baud
+        super().plug()
+
+    def speed_ok(self) -> bool:
+        """The driver's side of the pty is at the module's speed (or the speed is not modelled)."""
+        line = self.line_baud()
+        return self.baud is None or line is None or line == self.baud
+
     def handle(self, data: bytes, now: float) -> None:
         if self.kind == "ascii_line" or now < self._silent_until:
+            return
+        if not self.speed_ok():
+            self.log.wrong_speed_reads += len(data)
             return
         self._cmd += data
         size = 3 if self.kind == "gy_mcu90614" else 4
@@ -232,6 +263,13 @@ class ThermalSim(PtyDevice):
             self._emit(now)
         elif self.kind == "gy_mcu90640" and cmd[1] == 0x25 and cmd[2] <= 4:
             self.rate_hz = (0.5, 1.0, 2.0, 4.0, 8.0)[cmd[2]]
+        elif self.kind == "gy_mcu90640" and cmd[1] == 0x15 and cmd[2] in BAUD_CODES:
+            self.stored_baud = BAUD_CODES[cmd[2]]
+            self.log.baud_changes.append(self.stored_baud)
+            if self.baud_applies == "now":
+                self.baud = self.stored_baud
+            log.info("%s: baud %s (%s)", self.name, self.stored_baud,
+                     "now" if self.baud_applies == "now" else "after a power cycle")
         else:
             log.debug("%s: command %s recorded", self.name, cmd.hex(" "))
 
@@ -248,6 +286,9 @@ class ThermalSim(PtyDevice):
             frame = self._corrupt(frame)
             self.log.corrupted += 1
         self.log.frames += 1
+        if not self.speed_ok():
+            frame = bytes(self._rng.choice(_SPEED_JUNK) for _ in range(len(frame) // 2))
+            self.log.wrong_speed_frames += 1
         self.write(out + frame)
 
     def _dropped_out(self, now: float) -> bool:

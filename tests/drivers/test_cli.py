@@ -123,3 +123,21 @@ def test_pulse_modbus_switch_failure_exits_nonzero(capsys: pytest.CaptureFixture
         assert "reads back 0 after writing 1" in capsys.readouterr().err
     finally:
         sim.stop()
+
+
+def test_set_baud_switches_a_90640_and_says_what_to_configure(capsys: pytest.CaptureFixture[str]) -> None:
+    from drivers.thermal.sim import ThermalSim
+
+    sim = ThermalSim("gy_mcu90640", rate_hz=20.0)
+    sim.start()
+    try:
+        assert main(["drivers", "set-baud", "--type", "gy_mcu90640", "--port", sim.path, "--to", "460800"]) == 0
+        out = capsys.readouterr()
+        assert json.loads(out.out) == {"port": sim.path, "baud": 460800, "was": 115200}
+        assert "baud = 460800" in out.err and sim.baud == 460800
+        # the module is at 460800 now: asking for the old speed finds no frame and says so
+        assert main(["drivers", "set-baud", "--type", "gy_mcu90640", "--port", sim.path, "--to", "115200",
+                     "--timeout", "0.5"]) == 1
+        assert "no frame from" in capsys.readouterr().err and sim.baud == 460800
+    finally:
+        sim.stop()

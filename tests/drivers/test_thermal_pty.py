@@ -16,7 +16,7 @@ from drivers.thermal.ascii_line import AsciiLine, AsciiLineConfig
 from drivers.thermal.base import SerialThermalSensor
 from drivers.thermal.gy_mcu90614 import CMD_CONTINUOUS, CMD_QUERY, GyMcu90614, GyMcu90614Config
 from drivers.thermal.gy_mcu90640 import CMD_CONTINUOUS as CMD_CONT_40
-from drivers.thermal.gy_mcu90640 import GyMcu90640, GyMcu90640Config, frame_rate_command
+from drivers.thermal.gy_mcu90640 import GyMcu90640, GyMcu90640Config, baud_command, frame_rate_command
 from drivers.thermal.sim import Scene, ThermalSim, Timing, eye_geometry
 
 FAST = {"reconnect_min_s": 0.05, "reconnect_max_s": 0.2, "stale_after_s": 0.3, "reopen_after_s": 0.8}
@@ -38,8 +38,8 @@ def rig() -> Iterator[Callable[..., tuple[ThermalSim, SerialThermalSensor]]]:
     made: list[tuple[ThermalSim, SerialThermalSensor]] = []
 
     def make(kind: str, scenario: str = "normal", rate_hz: float = 40.0, scene: Scene | None = None,
-             **driver: object) -> tuple[ThermalSim, SerialThermalSensor]:
-        sim = ThermalSim(kind, scenario, rate_hz=rate_hz, timing=TIMING, scene=scene, seed=1)
+             sim_baud: int | None = None, **driver: object) -> tuple[ThermalSim, SerialThermalSensor]:
+        sim = ThermalSim(kind, scenario, rate_hz=rate_hz, timing=TIMING, scene=scene, seed=1, baud=sim_baud)
         sim.start()
         cfg = {**FAST, "port": sim.path, **driver}
         drv: SerialThermalSensor
@@ -116,6 +116,66 @@ def test_90640_frame_rate_command_sent(rig: Callable[..., tuple[ThermalSim, Seri
     assert drv.wait(3.0) is not None
     assert sim.log.commands[:2] == [frame_rate_command(4), CMD_CONT_40]
     assert sim.rate_hz == 8.0
+
+
+def test_90640_baud_command_bytes() -> None:
+    assert baud_command(115200) == bytes.fromhex("A51501BB")
+    assert baud_command(460800) == bytes.fromhex("A51502BC")
+    with pytest.raises(ValueError, match="115200 or 460800"):
+        baud_command(9600)
+
+
+def test_90640_set_module_baud_over_the_pty(rig: Callable[..., tuple[ThermalSim, SerialThermalSensor]]) -> None:
+    sim, drv = rig("gy_mcu90640")
+    assert isinstance(drv, GyMcu90640)
+    assert drv.wait(3.0) is not None
+    assert sim.line_baud() == 115200 == drv.baud and sim.baud == 115200
+    assert drv.set_module_baud(460800)
+    assert baud_command(460800) in sim.log.commands and sim.log.baud_changes == [460800]
+    assert sim.baud == 460800  # the module speaks the new speed ...
+    assert sim.line_baud() == 460800 == drv.baud  # ... and the driver reopened its port at it
+    last = drv.wait(3.0)
+    assert last is not None and last.frame is not None and 36.0 < last.object_c < 37.0
+    assert drv.stats.reconnects == 0  # a deliberate reopen, not a lost port
+    assert drv.set_module_baud(115200)  # and back
+    assert sim.baud == 115200 == sim.line_baud() and drv.wait(3.0, newer_than=last.t) is not None
+
+
+def test_90640_wrong_speed_gets_nothing(rig: Callable[..., tuple[ThermalSim, SerialThermalSensor]]) -> None:
+    # what a driver that did not reopen at the new speed would see: the module hears junk and says junk
+    sim, drv = rig("gy_mcu90640", sim_baud=460800, baud=115200)  # the module was switched earlier
+    assert drv.wait(1.0) is None
+    assert sim.log.wrong_speed_reads > 0 and not sim.streaming  # the start command was not understood
+    sim.streaming = True  # as if it streamed anyway: junk at the driver's speed, never a frame
+    assert wait_until(lambda: sim.log.wrong_speed_frames >= 3)
+    assert drv.read() is None and drv.stats.frames_ok == 0 and drv.stats.bytes_skipped > 0
+    _, right = rig("gy_mcu90640", sim_baud=460800, baud=460800)
+    assert right.wait(3.0) is not None  # at the module's speed it reads
+
+
+def test_90640_baud_after_power_cycle_falls_back() -> None:
+    sim = ThermalSim("gy_mcu90640", rate_hz=40.0, baud_applies="power_cycle")
+    sim.use_auto_link()
+    sim.start()
+    drv = GyMcu90640(GyMcu90640Config.model_validate({**FAST, "port": sim.path}))
+    drv.start()
+    try:
+        assert drv.wait(3.0) is not None
+        assert not drv.set_module_baud(460800, timeout=0.5)  # stored, not applied: no frame at 460800
+        assert sim.stored_baud == 460800 and sim.baud == 115200
+        assert drv.baud == 115200 and "no good frame at 460800" in str(drv.stats.last_error)
+        assert drv.wait(3.0) is not None  # reading again at the old speed
+        sim.unplug()  # switched off and on: now the module speaks 460800
+        sim.plug()
+        assert sim.baud == 460800
+        assert drv.wait(1.5) is None  # the driver, still at 115200, gets nothing
+        # switching again: the command is junk at 115200, but the reopen at 460800 finds the module
+        assert drv.set_module_baud(460800) and drv.baud == 460800 == sim.line_baud()
+    finally:
+        drv.close()
+        sim.stop()
+    with pytest.raises(RuntimeError, match="before start"):
+        GyMcu90640(GyMcu90640Config(port=sim.path)).set_module_baud(460800)
 
 
 def test_90640_face_where_the_sim_put_it(rig: Callable[..., tuple[ThermalSim, SerialThermalSensor]]) -> None:
