@@ -102,8 +102,10 @@ class AsciiLineConfig(SerialThermalConfig):
     pattern: str = Field(DEFAULT_PATTERN, description="Regex applied to each line; named group 'object' "
                          "(degrees C) is required, 'ambient' is optional, e.g. "
                          "'T=(?P<object>[-\\d.]+),A=(?P<ambient>[-\\d.]+)'.")
-    min_c: float = Field(-40.0, description="Values below this are discarded as corrupt.")
-    max_c: float = Field(300.0, description="Values above this are discarded as corrupt.")
+    min_c: float = Field(-40.0, description="Values below this are discarded as corrupt. Lines carry no "
+                         "checksum, so this range is the only guard against a corrupted digit: narrow it to "
+                         "what the sensor can see at the gate (e.g. 20..45 for a forehead sensor).")
+    max_c: float = Field(300.0, description="Values above this are discarded as corrupt (86.6 for 36.6).")
     max_line: int = Field(200, ge=8, le=65536, description="Longer lines are garbage and skipped.")
 
     @field_validator("pattern")

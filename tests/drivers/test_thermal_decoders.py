@@ -178,3 +178,36 @@ def test_ascii_regex_with_ambient_and_overlong_lines() -> None:
     assert dec.counters.implausible == 1 and dec.counters.bytes_skipped >= 100
     with pytest.raises(ValueError):
         AsciiLineDecoder(r"(?P<temp>\d+)")
+
+
+# -- ascii_line: a corrupted digit has no checksum to catch it, only the plausibility range ------------
+def test_ascii_corrupted_digit_outside_the_range_is_dropped() -> None:
+    dec = AsciiLineDecoder(value_range=(20.0, 45.0))  # what a forehead sensor at a gate can see
+    out = dec.feed(b"36.6\n86.6\n3G.6\n36.G\n-6.6\n36.7\n")
+    assert [s.object_c for s in out] == [36.6, 36.7]
+    assert dec.counters.implausible == 2  # 86.6 and -6.6: digits, but out of range
+    assert dec.counters.checksum_failures == 2  # 3G.6 and 36.G do not parse
+    assert dec.counters.frames_ok == 2
+
+
+@pytest.mark.parametrize("text", ["36.6", "38.40", "35.95"])
+def test_ascii_no_single_byte_corruption_escapes_the_range(text: str) -> None:
+    """Every byte of the line replaced by every other byte (newlines too: '3\\n.6' splits into '3' and
+    '.6'): whatever parses is inside the range, so e.g. 86.6 or 3 never reach the gate. A corruption
+    that stays inside it (36.6 -> 37.6) cannot be told from a reading without a checksum; the policy's
+    confirmation by a second, newer reading and the body-temperature bounds are the guard there."""
+    lo, hi = 20.0, 45.0
+    caught = in_range = 0
+    for pos in range(len(text)):
+        for byte in range(256):
+            if byte == text.encode()[pos]:
+                continue
+            line = bytearray(text.encode())
+            line[pos] = byte
+            dec = AsciiLineDecoder(value_range=(lo, hi))
+            values = [s.object_c for s in dec.feed(bytes(line) + b"\n")]
+            assert all(lo <= v <= hi for v in values), (bytes(line), values)
+            in_range += bool(values)
+            caught += dec.counters.implausible
+    assert caught > 0  # the range did drop parsable corruptions (86.6, 3, ...)
+    assert in_range < 40  # only digit-for-digit swaps in the tens, units and decimals stay possible

@@ -11,6 +11,7 @@ import pytest
 import serial
 from pydantic import TypeAdapter, ValidationError
 
+from drivers.ptysim import PtyDevice
 from drivers.thermal import ThermalConfig, ThermalSimConfig, make_thermal
 from drivers.thermal.ascii_line import AsciiLine, AsciiLineConfig
 from drivers.thermal.base import SerialThermalSensor
@@ -246,6 +247,48 @@ def test_unplug_and_replug(rig: Callable[..., tuple[ThermalSim, SerialThermalSen
     # the replugged module needed its start command again, and got it
     starts = [c for c in sim.log.commands if c in (CMD_CONTINUOUS, CMD_CONT_40)]
     assert len(starts) >= 2
+
+
+def test_ascii_unplug_and_replug(rig: Callable[..., tuple[ThermalSim, SerialThermalSensor]]) -> None:
+    sim, drv = rig("ascii_line", "unplug", max_age_s=0.15)  # away for 0.3 s: longer than max_age_s
+    assert drv.wait(3.0) is not None
+    assert wait_until(lambda: not sim.plugged)
+    gone = time.monotonic()
+    assert wait_until(lambda: drv.read() is None, timeout=3.0)  # no stale value while it is away
+    assert wait_until(lambda: drv.stats.reconnects >= 1 and sim.plug_count >= 2)
+    assert drv.stats.last_error is not None  # it said what happened
+    r = drv.wait(3.0, newer_than=gone)  # the new pty behind the same link streams again: no command needed
+    assert r is not None and 34.0 < r.object_c < 35.2
+    assert sim.log.commands == []  # a line sensor is never sent anything
+
+
+def test_ascii_corrupted_digits_over_the_pty() -> None:
+    """Lines as a sensor with a flaky cable sends them, through a real pty and pyserial: the digits that
+    the range can catch never become a reading."""
+    dev = PtyDevice(name="ascii-lines").start()
+    drv = AsciiLine(AsciiLineConfig.model_validate({**FAST, "port": dev.path, "min_c": 20.0, "max_c": 45.0}))
+    drv.start()
+    try:
+        assert wait_until(lambda: drv.stats.connected)
+        time.sleep(0.1)  # the driver dropped what was queued before it opened
+        def handled() -> int:
+            st = drv.stats
+            return st.frames_ok + st.implausible + st.checksum_failures
+
+        seen: list[float] = []
+        for line in (b"36.6\n", b"86.6\n", b"3G.6\n", b"\xb36.6\n", b"36.7\n"):
+            before = handled()
+            assert dev.write(line)
+            assert wait_until(lambda: handled() > before)  # noqa: B023 (called within this iteration)
+            r = drv.read()
+            if r is not None and r.object_c not in seen:
+                seen.append(r.object_c)
+        assert seen == [36.6, 36.7]
+        st = drv.stats
+        assert (st.frames_ok, st.implausible, st.checksum_failures) == (2, 1, 2)
+    finally:
+        drv.close()
+        dev.stop()
 
 
 def test_hang_resends_start_command(rig: Callable[..., tuple[ThermalSim, SerialThermalSensor]]) -> None:
