@@ -191,16 +191,31 @@ def cmd_events(args: argparse.Namespace) -> int:
     from edge.store import Store
 
     cfg = _load(args)
-    since = datetime.fromisoformat(args.since) if args.since else None
+    try:
+        since = datetime.fromisoformat(args.since) if args.since else None
+    except ValueError:
+        print(f"gate events: --since {args.since!r} is not an ISO-8601 time (e.g. 2026-12-01T08:00)", file=sys.stderr)
+        return 2
     if since is not None and since.tzinfo is None:
         since = since.astimezone()
+    if not store_path(cfg).is_file():
+        print(f"gate events: no store at {store_path(cfg)} (check --data-dir or [gate] data_dir)", file=sys.stderr)
+        return 2
+    left = args.limit if args.limit > 0 else None  # 0: every event, read a page at a time
     with Store.open(store_path(cfg)) as store:
-        for ev in store.events(since=since, limit=args.limit):
-            if args.json:
-                print(json.dumps(ev.to_dict(), ensure_ascii=False))
-            else:
-                reasons = ",".join(str(r.get("code")) for r in ev.reasons)
-                print(f"{ev.ts.isoformat()} {ev.decision:5s} {ev.person_id or '-':12s} {reasons}")
+        offset = 0
+        while left is None or left > 0:
+            page = store.events(since=since, limit=min(1000, left or 1000), offset=offset)
+            for ev in page:
+                if args.json:
+                    print(json.dumps(ev.to_dict(), ensure_ascii=False))
+                else:
+                    reasons = ",".join(str(r.get("code")) for r in ev.reasons)
+                    print(f"{ev.ts.isoformat()} {ev.decision:5s} {ev.person_id or '-':12s} {reasons}")
+            offset += len(page)
+            left = None if left is None else left - len(page)
+            if len(page) < 1000:
+                break
     return 0
 
 
@@ -277,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     events = with_config(sub.add_parser("events", help="list recorded events (oldest first)"))
     events.add_argument("--since", help="ISO-8601 time (local time if no offset)")
-    events.add_argument("--limit", type=int, default=1000)
+    events.add_argument("--limit", type=int, default=0, help="at most this many (default 0: all)")
     events.add_argument("--json", action="store_true", help="one JSON object per line")
     events.set_defaults(func=cmd_events)
 
