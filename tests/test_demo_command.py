@@ -79,3 +79,60 @@ def test_gate_demo_prints_decisions_and_serves_the_page(tmp_path: Path) -> None:
             proc.kill()
             raise
     assert proc.returncode == 0, proc.returncode
+
+
+@pytest.mark.slow
+def test_run_demo_script_with_mqtt_publishes_to_the_broker(tmp_path: Path) -> None:
+    """README command 1 itself (scripts/run-demo) with --mqtt and --admin-pubkey: the gate comes online on the
+    broker and its decisions arrive there as events."""
+    import json
+    import threading
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from edge.sync.bench import Mosquitto
+    from edge.sync.signing import AdminKey, public_key_text
+
+    demo = (ROOT / "config" / "demo.toml").read_text()
+    demo = demo.replace('"../.demo/data"', f'"{tmp_path / "data"}"').replace('"../.demo/scene"',
+                                                                             f'"{tmp_path / "scene"}"')
+    cfg = tmp_path / "demo.toml"
+    cfg.write_text(demo + "\n[web]\nenabled = false\n")
+    key = AdminKey.generate()
+    (tmp_path / "admin.pub").write_text(public_key_text(key.public))
+    got: dict[str, list[bytes]] = {"available": [], "events": []}
+    lock = threading.Lock()
+    with Mosquitto(tmp_path / "broker") as broker:
+        sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="demo-watch", protocol=mqtt.MQTTv5)
+
+        def on_message(_c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
+            with lock:
+                got[msg.topic.rsplit("/", 1)[-1]].append(msg.payload)
+
+        sub.on_message = on_message
+        sub.connect("127.0.0.1", broker.port)
+        sub.subscribe([("edge-gate/demo/demo-gate/available", 1), ("edge-gate/demo/demo-gate/events", 1)])
+        sub.loop_start()
+        proc = subprocess.Popen([str(ROOT / "scripts" / "run-demo"), "--config", str(cfg), "--seconds", "60",
+                                 "--mqtt", broker.url, "--admin-pubkey", str(tmp_path / "admin.pub")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                with lock:
+                    events = [json.loads(p) for p in got["events"]]
+                    online = b"online" in got["available"]
+                if online and any(e["decision"] == "grant" for e in events):
+                    break
+                time.sleep(0.2)
+            assert online, got["available"]
+            grant = next(e for e in events if e["decision"] == "grant")
+            assert grant["schema"] == "edge-gate/event/1" and grant["gate_id"] == "demo-gate"
+            assert grant["person_id"] and grant["event_id"]
+        finally:
+            proc.terminate()
+            proc.wait(30)
+            sub.loop_stop()
+            sub.disconnect()
+    assert proc.returncode == 0
