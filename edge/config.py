@@ -10,9 +10,10 @@ import json
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field, ValidationError
+from pydantic.fields import FieldInfo
 
 from drivers.relay import LcusConfig, RelayConfig
 from drivers.thermal import GyMcu90614Config, ThermalConfig
@@ -184,29 +185,61 @@ def config_as_dict(cfg: GateConfig) -> dict[str, Any]:
     return result
 
 
-def to_toml(cfg: GateConfig) -> str:
-    """Render the effective config as TOML, each key preceded by its description."""
+def _scalar_lines(model: BaseModel, first: str | None = None) -> list[str]:
+    """A table's keys, each preceded by its description; unset options as comments; `first` leads."""
+    lines: list[str] = []
+    fields = type(model).model_fields
+    for name, field in sorted(fields.items(), key=lambda item: item[0] != first):
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            continue
+        if field.description:
+            lines.append(f"# {field.description}")
+        lines.append(f"# {name} = (unset)" if value is None else f"{name} = {_toml_value(value)}")
+    return lines
+
+
+def union_members(field: FieldInfo) -> list[type[BaseModel]]:
+    """The config classes of a `type`-tagged union field (thermal, relay), or [] for any other field."""
+    if field.discriminator is None:
+        return []
+    return [m for m in get_args(field.annotation) if isinstance(m, type) and issubclass(m, BaseModel)]
+
+
+def _alternative_lines(path: list[str], field: FieldInfo, active: type[BaseModel]) -> list[str]:
+    """The other members of a tagged union, each as a complete table, commented out."""
+    table = ".".join(path)
+    lines = ["", f"# The other `type`s of [{table}], each with all its options and defaults. To use one,",
+             f"# replace the [{table}] table above with its block, uncommented (drop the first \"# \" of each line)."]
+    for member in union_members(field):
+        if member is active:
+            continue
+        instance = member()
+        if any(isinstance(getattr(instance, name), BaseModel) for name in type(instance).model_fields):
+            raise TypeError(f"{member.__name__}: nested tables in a driver config are not rendered")
+        lines += ["#", f"# [{table}]"] + [f"# {line}" for line in _scalar_lines(instance, first="type")]
+    return lines
+
+
+def to_toml(cfg: GateConfig, alternatives: bool = False) -> str:
+    """Render the effective config as TOML, each key preceded by its description. With `alternatives`,
+    each `type`-tagged table (thermal, relay) is followed by its other types, commented out."""
     lines: list[str] = []
 
-    def emit(model: BaseModel, path: list[str]) -> None:
-        scalars: list[tuple[str, Any, Any]] = []
-        tables: list[tuple[str, Any, Any]] = []
-        for name, field in type(model).model_fields.items():
-            value = getattr(model, name)
-            (tables if isinstance(value, BaseModel) else scalars).append((name, field, value))
+    def emit(model: BaseModel, path: list[str], field: FieldInfo | None) -> None:
+        tagged = alternatives and field is not None and bool(union_members(field))
+        scalars = _scalar_lines(model, first="type" if tagged else None)
         if path and scalars:
             lines.append(f"\n[{'.'.join(path)}]")
-        for name, field, value in scalars:
-            if field.description:
-                lines.append(f"# {field.description}")
-            if value is None:
-                lines.append(f"# {name} = (unset)")
-            else:
-                lines.append(f"{name} = {_toml_value(value)}")
-        for name, _field, value in tables:
-            emit(value, [*path, name])
+        lines.extend(scalars)
+        if tagged and field is not None:
+            lines.extend(_alternative_lines(path, field, type(model)))
+        for name, sub in type(model).model_fields.items():
+            value = getattr(model, name)
+            if isinstance(value, BaseModel):
+                emit(value, [*path, name], sub)
 
-    emit(cfg, [])
+    emit(cfg, [], None)
     return "\n".join(lines).lstrip() + "\n"
 
 
@@ -222,7 +255,7 @@ EXAMPLE_HEADER = """\
 
 def example_toml() -> str:
     """The documented example config: the defaults, with install-specific paths left as comments."""
-    body = to_toml(GateConfig())
+    body = to_toml(GateConfig(), alternatives=True)
     default_models = _toml_value(DEFAULT_MODELS_DIR)
     body = body.replace(f"models_dir = {default_models}",
                         '# models_dir = "/opt/edge-gate/models"  (default: the models/ folder of the installation)')

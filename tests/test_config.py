@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
 
 from edge.cli import main
-from edge.config import ConfigError, GateConfig, example_toml, load_config, parse_config, to_toml
+from edge.config import ConfigError, GateConfig, example_toml, load_config, parse_config, to_toml, union_members
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -77,6 +78,59 @@ def test_example_config_documents_every_option() -> None:
             assert f"[{name}]" in text, name
         else:
             assert f"{name.rsplit('.', 1)[-1]} =" in text, name
+
+
+def _table_blocks(text: str, table: str) -> list[list[str]]:
+    """The [table] of the example and, uncommented, each commented-out `# [table]` block after it."""
+    lines = text.split("\n")
+    blocks: list[list[str]] = []
+    for i, line in enumerate(lines):
+        if line == f"[{table}]":
+            block = [line]
+            for nxt in lines[i + 1:]:
+                if not nxt:
+                    break
+                block.append(nxt)
+            blocks.append(block)
+        elif line == f"# [{table}]":
+            block = ["[" + table + "]"]
+            for nxt in lines[i + 1:]:
+                if not nxt.startswith("# "):
+                    break
+                block.append(nxt[2:])
+            blocks.append(block)
+    return blocks
+
+
+@pytest.mark.parametrize("section", ["thermal", "relay"])
+def test_example_config_documents_every_driver_type(section: str) -> None:
+    """Every member of the `type`-tagged union appears once, as the active table or a commented block;
+    each block, uncommented, is a valid config of exactly that type with its defaults, and every option
+    of the type is in it, preceded by its description."""
+    field = GateConfig.model_fields[section]
+    members = union_members(field)
+    assert len(members) >= 4, members
+    blocks = _table_blocks(example_toml(), section)
+    by_type = {}
+    for block in blocks:
+        data = tomllib.loads("\n".join(block))[section]
+        by_type[data["type"]] = block
+    assert len(by_type) == len(blocks)  # no type twice
+    active = getattr(GateConfig(), section)
+    for member in members:
+        default = member()
+        kind = default.type  # type: ignore[attr-defined]
+        assert kind in by_type, f"[{section}] type {kind!r} is not in the example"
+        block = by_type[kind]
+        cfg = parse_config("\n".join(block))
+        expected = active if isinstance(active, member) else default
+        assert getattr(cfg, section) == expected, kind
+        for name, info in member.model_fields.items():
+            key = next((i for i, line in enumerate(block)
+                        if line.startswith(f"{name} = ") or line == f"# {name} = (unset)"), None)
+            assert key is not None, f"[{section}] type {kind!r}: option {name!r} is not documented"
+            assert info.description and block[key - 1] == f"# {info.description}", (kind, name)
+    assert set(by_type) == {m().type for m in members}  # type: ignore[attr-defined]
 
 
 def test_cli_config_check_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
