@@ -9,11 +9,15 @@ from pathlib import Path
 import numpy as np
 
 from edge.vision import load_image
-from edge.vision.align import CROP_SIZE, align, similarity_matrix
+from edge.vision.align import ARCFACE_TEMPLATE, CROP_SIZE, align, similarity_matrix
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    from insightface.utils.face_align import estimate_norm, norm_crop
+    from insightface.utils.face_align import arcface_dst, estimate_norm, norm_crop
+
+
+def test_the_template_is_insightfaces() -> None:
+    assert np.array_equal(ARCFACE_TEMPLATE, arcface_dst) and ARCFACE_TEMPLATE.dtype == arcface_dst.dtype
 
 
 def test_same_transform_and_crop_as_insightface(engine, t1_path: Path,  # type: ignore[no-untyped-def]

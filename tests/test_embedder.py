@@ -10,7 +10,8 @@ import onnx
 
 from edge.vision import load_image
 from edge.vision.config import EmbedderConfig, RuntimeConfig
-from edge.vision.embedder import OnnxEmbedder, prepare_model
+from edge.vision.embedder import OnnxEmbedder
+from edge.vision.graph import prepare_model
 
 MODEL = Path(__file__).resolve().parent.parent / "models" / "face_recognition_sface_2021dec.onnx"
 

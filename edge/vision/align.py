@@ -1,28 +1,28 @@
 """5-point alignment of a face to the standard 112x112 ArcFace template (insightface's `norm_crop`).
 
 The transform is the least-squares similarity (rotation, uniform scale, shift; no reflection) from the
-five landmarks to insightface's `arcface_dst` template, as `insightface.utils.face_align.estimate_norm`
-computes it through scikit-image's Umeyama estimator. Here it is the closed form of the same least-squares
-problem (points as complex numbers: w = a*z + b), which gives the same matrix (tested to 1e-4 px) in a
-few microseconds instead of scikit-image's ~0.7 ms per face; the warp is norm_crop's own cv2.warpAffine.
+five landmarks to insightface's `arcface_dst` template (ARCFACE_TEMPLATE below), as
+`insightface.utils.face_align.estimate_norm` computes it through scikit-image's Umeyama estimator. Here it
+is the closed form of the same least-squares problem (points as complex numbers: w = a*z + b), which gives
+the same matrix (tested to 1e-4 px) in a few microseconds instead of scikit-image's ~0.7 ms per face; the
+warp is norm_crop's own cv2.warpAffine.
 """
 
 from __future__ import annotations
 
-import warnings
-
 import cv2
 import numpy as np
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    from insightface.utils.face_align import arcface_dst
 
 from edge.vision.face import FloatArray
 from edge.vision.image import Image
 
 CROP_SIZE = 112
-_TEMPLATE = arcface_dst[:, 0].astype(np.float64) + 1j * arcface_dst[:, 1].astype(np.float64)
+# insightface's `arcface_dst` (utils/face_align.py), the standard 5-point template in a 112x112 crop:
+# eyes, nose tip, mouth corners. Kept here so the gate process need not import insightface (about 60 MB
+# of resident memory: scikit-image, SciPy) just for ten numbers; tests/test_align.py checks they are its.
+ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                             [41.5493, 92.3655], [70.7299, 92.2041]], dtype=np.float32)
+_TEMPLATE = ARCFACE_TEMPLATE[:, 0].astype(np.float64) + 1j * ARCFACE_TEMPLATE[:, 1].astype(np.float64)
 
 
 def similarity_matrix(landmarks: FloatArray) -> FloatArray:

@@ -65,6 +65,8 @@ class RuntimeConfig(Section):
                                  "embedder's pools alternate on few cores, and spinning ones steal the CPU (measured "
                                  "1.5x slower on 2 cores).")
     providers: list[str] = Field(["CPUExecutionProvider"], description="onnxruntime execution providers, in order.")
+    memory_arena: bool = Field(False, description="Keep onnxruntime's CPU memory arena (its peak activations stay "
+                               "allocated between frames). Off: freed after each run, no slower measured here.")
 
 
 class VisionSection(Section):

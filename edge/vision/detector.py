@@ -9,10 +9,10 @@ from typing import Protocol
 
 import cv2
 import numpy as np
-import onnx
 
 from edge.vision.config import DetectorConfig, RuntimeConfig
 from edge.vision.face import Detection, FloatArray
+from edge.vision.graph import prepared_model
 from edge.vision.image import Image
 from edge.vision.runtime import make_session
 
@@ -27,24 +27,12 @@ class Detector(Protocol):
         ...
 
 
-def _dynamic_input(model_path: Path) -> bytes:
-    """YuNet ships with a fixed 1x3x640x640 input; its reshapes are size-agnostic, so free H and W."""
-    model = onnx.load(str(model_path))
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    dims[2].dim_param, dims[3].dim_param = "height", "width"
-    for out in model.graph.output:
-        out_dims = out.type.tensor_type.shape.dim
-        if len(out_dims) == 3:
-            out_dims[1].dim_param = "anchors"
-    return bytes(model.SerializeToString())
-
-
 class YuNetDetector:
     """YuNet 2023mar: anchor-free, three strides, cls/obj/bbox/kps heads per stride."""
 
     def __init__(self, model_path: Path, cfg: DetectorConfig, runtime: RuntimeConfig) -> None:
         self.cfg = cfg
-        self.session = make_session(_dynamic_input(model_path), runtime, model_path.name)
+        self.session = make_session(prepared_model("detector", model_path), runtime, model_path.name)
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.detect(np.zeros((480, 640, 3), np.uint8))  # warm-up: allocations and kernels at load

@@ -11,6 +11,7 @@ new one is swapped in whole, so searches never pause for a reload.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,11 +44,17 @@ class Gallery:
     def __init__(self, person_ids: list[str], matrix: FloatArray, model_id: str) -> None:
         if matrix.ndim != 2 or matrix.shape[0] != len(person_ids):
             raise ValueError(f"matrix {matrix.shape} does not match {len(person_ids)} person ids")
-        order = np.argsort(np.asarray(person_ids, dtype=object), kind="stable") if person_ids else np.zeros(0, int)
-        ids_sorted = [person_ids[i] for i in order]
-        mat = np.asarray(matrix, dtype=np.float32)[order]  # a copy we own: normalise it in place
-        mat /= np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
-        self._columns: FloatArray = np.ascontiguousarray(mat.T)  # (dim, templates)
+        mat = np.asarray(matrix, dtype=np.float32)
+        if all(a <= b for a, b in itertools.pairwise(person_ids)):  # the store's order already
+            ids_sorted = list(person_ids)
+        else:
+            order = np.argsort(np.asarray(person_ids, dtype=object), kind="stable")
+            ids_sorted = [person_ids[i] for i in order]
+            mat = mat[order]
+        norms = np.maximum(np.linalg.norm(mat, axis=1), 1e-12).astype(np.float32)
+        # one copy, ours: transposed (dim, templates), normalised in place; the caller's matrix is untouched
+        self._columns: FloatArray = np.ascontiguousarray(mat.T)
+        self._columns /= norms[None, :]
         del mat
         self.model_id = model_id
         self.persons: list[str] = []
