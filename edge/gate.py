@@ -27,6 +27,7 @@ from edge.camera import Camera
 from edge.carewatch import overdue
 from edge.config import GateConfig
 from edge.enroll import store_path
+from edge.heap import release_free_heap
 from edge.lane import Lane, Outcome, Whitelist
 from edge.policy import manual_open_decision
 from edge.store import AlarmRecord, EventRecord, Passage, Store
@@ -94,6 +95,7 @@ class Gate:
                          Whitelist.load(self.store, self.engine.model_id), self.thermal, self.relay, self.writer,
                          self._outcome)
         self._reload_passages()
+        release_free_heap()  # what loading the models and the whitelist freed goes back to the OS
         self.sync: MqttSync | None = self._make_sync() if cfg.mqtt.enabled else None
         self.health: dict[str, PartHealth] = {}
         self._vision_thread: threading.Thread | None = None
@@ -129,6 +131,7 @@ class Gate:
 
     def _whitelist_applied(self, version: int) -> None:
         self.lane.swap_whitelist(Whitelist.load(self.store, self.engine.model_id))
+        release_free_heap()  # the old whitelist and the load's temporaries
         log.info("whitelist version %s applied: %d persons", version, len(self.lane.whitelist.persons))
 
     def _reload_passages(self) -> None:

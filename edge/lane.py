@@ -76,19 +76,10 @@ class Whitelist:
 
     @classmethod
     def load(cls, store: Store, model_id: str) -> Whitelist:
-        ids, matrix = store.load_templates(model_id)
+        ids, matrix, persons, version = store.load_whitelist(model_id)
         gallery = Gallery(ids, matrix, model_id) if len(ids) else Gallery.empty(model_id)
-        persons = {p.id: p for p in _all_persons(store)}
-        return cls(gallery, persons, store.get_meta("whitelist_version"))
-
-
-def _all_persons(store: Store, page: int = 5000) -> list[PersonRecord]:
-    out: list[PersonRecord] = []
-    while True:
-        batch = store.list_persons(limit=page, offset=len(out))
-        out += batch
-        if len(batch) < page:
-            return out
+        del matrix  # the gallery keeps its own (transposed) copy
+        return cls(gallery, {p.id: p for p in persons}, version)
 
 
 _Shown = tuple[tuple[float, float, float, float], str, tuple[int, int, int]]  # box, label, BGR colour

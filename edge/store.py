@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -312,17 +312,51 @@ class Store(RecordsMixin):
 
     def load_templates(self, model_id: str) -> tuple[list[str], np.ndarray]:
         """(person id per row, (n, d) float32 matrix) of one model's templates, rows grouped by person."""
-        rows = self._query("SELECT person_id, dim, embedding FROM templates WHERE model_id = ? "
-                           "ORDER BY person_id, id", (model_id,))
-        if not rows:
+        try:
+            return self._templates(self._read(), model_id)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def _templates(self, conn: sqlite3.Connection, model_id: str) -> tuple[list[str], np.ndarray]:
+        # streamed into one preallocated matrix: no list of 100,000 rows and blobs on the way
+        n = int(conn.execute("SELECT count(*) FROM templates WHERE model_id = ?", (model_id,)).fetchone()[0])
+        first = conn.execute("SELECT dim FROM templates WHERE model_id = ? ORDER BY person_id, id LIMIT 1",
+                             (model_id,)).fetchone()
+        if not n or first is None:
             return [], np.zeros((0, 0), dtype=np.float32)
-        dim = rows[0]["dim"]
-        keep = [r for r in rows if r["dim"] == dim and len(r["embedding"]) == 4 * dim]
-        if len(keep) != len(rows):
-            log.error("%s templates of model %s have a mismatched size and are skipped",
-                      len(rows) - len(keep), model_id)
-        matrix = np.frombuffer(b"".join(r["embedding"] for r in keep), dtype="<f4").reshape(len(keep), dim)
-        return [r["person_id"] for r in keep], matrix.astype(np.float32)
+        dim = int(first[0])
+        matrix = np.empty((n, dim), np.float32)
+        ids: list[str] = []
+        skipped = 0
+        for person_id, row_dim, blob in conn.execute("SELECT person_id, dim, embedding FROM templates WHERE "
+                                                     "model_id = ? ORDER BY person_id, id", (model_id,)):
+            if row_dim != dim or len(blob) != 4 * dim or len(ids) == n:
+                skipped += 1
+                continue
+            matrix[len(ids)] = np.frombuffer(blob, dtype="<f4")
+            ids.append(person_id)
+        if skipped:
+            log.error("%s templates of model %s have a mismatched size and are skipped", skipped, model_id)
+        return ids, matrix[:len(ids)]
+
+    def load_whitelist(self, model_id: str) -> tuple[list[str], np.ndarray, list[PersonRecord], str | None]:
+        """Templates (as load_templates), every person and the whitelist version, read in one snapshot, so a
+        push applied meanwhile is seen whole or not at all."""
+        conn = self._read()
+        own = conn is self._wconn  # inside this thread's write transaction: already one snapshot
+        try:
+            if not own:
+                conn.execute("BEGIN")
+            try:
+                ids, matrix = self._templates(conn, model_id)
+                persons = self._parse(conn.execute("SELECT * FROM persons"), person_from_row, "person")
+                version = conn.execute("SELECT value FROM meta WHERE key = 'whitelist_version'").fetchone()
+            finally:
+                if not own:
+                    conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        return ids, matrix, persons, str(version[0]) if version else None
 
     def count_templates(self, model_id: str | None = None) -> int:
         if model_id is None:
@@ -420,7 +454,7 @@ class Store(RecordsMixin):
     def outbox_depth(self) -> int:
         return int(self._query("SELECT count(*) FROM outbox")[0][0])
 
-    def _parse(self, rows: list[sqlite3.Row], parse: Callable[[sqlite3.Row], T], what: str) -> list[T]:
+    def _parse(self, rows: Iterable[sqlite3.Row], parse: Callable[[sqlite3.Row], T], what: str) -> list[T]:
         out = []
         for row in rows:
             try:

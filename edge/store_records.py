@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -40,7 +40,7 @@ class RecordsMixin:
     if TYPE_CHECKING:  # provided by Store
         def _tx(self) -> AbstractContextManager[sqlite3.Connection]: ...
         def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]: ...
-        def _parse(self, rows: list[sqlite3.Row], parse: Callable[[sqlite3.Row], T], what: str) -> list[T]: ...
+        def _parse(self, rows: Iterable[sqlite3.Row], parse: Callable[[sqlite3.Row], T], what: str) -> list[T]: ...
 
     # ------------------------------------------------------------------------------------- passages
 

@@ -7,6 +7,7 @@ datetimes, stored as fixed-width ISO-8601 text (`2024-05-01T07:00:00.000000Z`) t
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -43,6 +44,8 @@ class SchemaTooNewError(StoreError):
 
 def utc(dt: datetime, what: str = "time") -> datetime:
     """`dt` in UTC; ValueError for a naive datetime (its zone would be a guess)."""
+    if type(dt) is datetime and dt.tzinfo is UTC:
+        return dt  # already what we want (every time read back from the store)
     if not isinstance(dt, datetime):
         raise ValueError(f"{what} must be a datetime, not {type(dt).__name__}")
     if dt.tzinfo is None or dt.utcoffset() is None:
@@ -157,6 +160,8 @@ def _set(obj: object, name: str, value: object) -> None:
 
 
 def _str_tuple(value: Any, what: str, allowed: Sequence[str] | None = None) -> tuple[str, ...]:
+    if type(value) is tuple and all(type(i) is str and i and (allowed is None or i in allowed) for i in value):
+        return value if len(set(value)) == len(value) else tuple(dict.fromkeys(value))  # the common, valid case
     if isinstance(value, str | bytes) or not isinstance(value, Sequence | set | frozenset):
         raise ValueError(f"{what} must be a list of strings, not {value!r}")
     items = tuple(value)
@@ -168,7 +173,7 @@ def _str_tuple(value: Any, what: str, allowed: Sequence[str] | None = None) -> t
     return tuple(dict.fromkeys(items))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a 100,000-person whitelist is held in memory
 class PersonRecord:
     """A person the gate knows; constructing one validates and normalises every field."""
 
@@ -405,14 +410,21 @@ class GuardRecord:
     disabled: bool
 
 
+@functools.lru_cache(maxsize=4096)
+def _json_tuple(text: str) -> tuple[Any, ...]:
+    """A stored JSON list as a tuple; memoised, as a 100,000-person whitelist repeats a handful of them."""
+    value = json.loads(text)
+    return tuple(value) if isinstance(value, list) else (value,)
+
+
 def person_from_row(row: sqlite3.Row) -> PersonRecord:
     schedule = json.loads(row["schedule"]) if row["schedule"] is not None else None
     return PersonRecord(
         id=row["id"], name=row["name"], kind=row["kind"], status=row["status"],
         valid_from=parse_ts(row["valid_from"]) if row["valid_from"] else None,
         valid_until=parse_ts(row["valid_until"]) if row["valid_until"] else None,
-        max_uses=row["max_uses"], uses=row["uses"], allowed_gates=tuple(json.loads(row["allowed_gates"])),
-        directions=tuple(json.loads(row["directions"])),
+        max_uses=row["max_uses"], uses=row["uses"], allowed_gates=_json_tuple(row["allowed_gates"]),
+        directions=_json_tuple(row["directions"]),
         schedule=WeeklySchedule.from_json(schedule) if schedule is not None else None,
         care_watch_hours=row["care_watch_hours"], unit=row["unit"],
         updated_at=parse_ts(row["updated_at"]),
