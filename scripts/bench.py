@@ -6,6 +6,7 @@
   scripts/bench.py decision  first usable frame -> relay command on the real gate, walking sequence
   scripts/bench.py drain     outbox backlog of 100k events to a local Mosquitto vs a bare paho loop
   scripts/bench.py snapshot  signed whitelist snapshot apply for 10k / 100k persons
+  scripts/bench.py memory    the running gate's RSS with 100k residents in its whitelist
   scripts/bench.py all       every one of them, and docs/performance.md written from the results
 """
 
@@ -211,26 +212,117 @@ def bench_gallery(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), queries
     return out
 
 
+def _fill_store(db: Path, ids: list[str], m: np.ndarray, batch: int = 5000) -> None:
+    """Residents with one template each into a real SQLite store, in transactions of `batch`."""
+    from edge.store import PersonRecord, Store
+
+    store = Store.open(db)
+    for i in range(0, len(ids), batch):
+        chunk = ids[i:i + batch]
+
+        def write(s: Store, chunk: list[str] = chunk, start: int = i) -> None:
+            for j, pid in enumerate(chunk):
+                s.upsert_person(PersonRecord(id=pid, name=f"Resident {pid}", kind="resident", unit="B2-1203"))
+                s.add_templates(pid, m[start + j:start + j + 1], "sface_2021dec")
+
+        store.apply_in_transaction(write)
+    store.close()
+
+
+def _vm(field: str) -> float:
+    """VmRSS (now) or VmHWM (peak) of this process, MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def bench_memory(persons: int = 100_000, seconds: float = 20.0) -> list[str]:
+    """The gate process as deployed, with a large whitelist: the engine, `persons` residents (one SFace
+    template each) loaded from its store, camera, simulated sensor and relay on ptys, the guards' page;
+    its resident memory while it runs, and its peak."""
+    from edge.config import load_config
+    from edge.demo_scene import prepare_demo
+
+    rng = np.random.default_rng(5)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "base.toml").write_text(f'[gate]\ndata_dir = "{root / "data"}"\n')
+        prepare_demo(load_config(root / "base.toml"), root / "scene")
+        # a stream, as a deployed camera is: the folder replay would cache every decoded frame in memory
+        video = root / "walk.avi"
+        writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"MJPG"), 25.0, (640, 480))
+        for path in sorted((root / "scene").glob("*.jpg")):
+            writer.write(load_image(path))
+        writer.release()
+        (root / "gate.toml").write_text(
+            f'[gate]\ndata_dir = "{root / "data"}"\n[camera]\ntype = "file"\nsource = "{video}"\n'
+            f'fps = 25\n[thermal]\ntype = "sim"\nkind = "gy_mcu90614"\n[relay]\ntype = "sim"\nkind = "lcus"\n'
+            f"[web]\nport = 0\n")
+        m = rng.standard_normal((persons, 128)).astype(np.float32)
+        m /= np.linalg.norm(m, axis=1, keepdims=True)
+        _fill_store(root / "data" / "gate.db", [f"P{i:07d}" for i in range(persons)], m)
+        del m
+        # from here on, this process is what a gate is: measure it from its start
+        proc = subprocess.run([sys.executable, __file__, "_memory_child", str(root / "gate.toml"), str(seconds)],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"memory child failed: {proc.stderr[-2000:]}")
+        got = dict(line.split("=", 1) for line in proc.stdout.split())
+    return [f"memory: the gate process with {persons} residents (one template each) loaded from its store, "
+            f"a 640x480 video stream, sensor, relay and page running {seconds:g} s; {machine()}",
+            f"  start (models, store, whitelist, drivers) {float(got['load_s']):.2f} s; the whitelist alone "
+            f"({got['persons']} persons, gallery and records) {float(got['whitelist_s']):.2f} s (target <= 2 s); "
+            f"decisions {got['decisions']}",
+            f"  resident memory while running: median {float(got['rss_median']):.0f} MB, "
+            f"max {float(got['rss_max']):.0f} MB; peak (VmHWM, start-up included) {float(got['hwm']):.0f} MB "
+            "(target < 400 MB)"]
+
+
+def _memory_child(config: str, seconds: float) -> None:
+    """Run in a fresh process by bench_memory: a Gate on `config`, its RSS sampled every 0.5 s."""
+    import threading
+
+    from edge.config import load_config
+    from edge.gate import Gate
+
+    t0 = time.perf_counter()
+    gate = Gate(load_config(Path(config)))
+    load_s = time.perf_counter() - t0
+    samples: list[float] = []
+    stop = threading.Timer(seconds, gate.stop_event.set)
+    stop.start()
+
+    def sample() -> None:
+        while not gate.stop_event.wait(0.5):
+            samples.append(_vm("VmRSS"))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    gate.run()
+    stop.cancel()
+    sampler.join(2)
+    steady = samples[len(samples) // 4:] or samples
+    hwm = _vm("VmHWM")
+    from edge.enroll import store_path
+    from edge.lane import Whitelist
+    from edge.store import Store
+
+    with Store.open(store_path(gate.cfg)) as store:  # after the figures above: the whitelist alone, as a reload
+        t1 = time.perf_counter()
+        reloaded = Whitelist.load(store, gate.engine.model_id)
+        whitelist_s = time.perf_counter() - t1
+    print(f"load_s={load_s} whitelist_s={whitelist_s} persons={len(reloaded.persons)} decisions={gate.lane.decisions} "
+          f"rss_median={float(np.median(steady))} rss_max={max(steady)} hwm={hwm}")
+
+
 def _store_load_seconds(ids: list[str], m: np.ndarray) -> float | None:
     """Write the templates to a real SQLite store, then time loading them into a Gallery."""
-    try:
-        from edge.enroll import load_gallery
-        from edge.store import PersonRecord, Store
-    except ImportError:
-        return None
+    from edge.enroll import load_gallery
+    from edge.store import Store
+
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store.open(Path(tmp) / "gate.db")
-        batch = 5000
-        for i in range(0, len(ids), batch):
-            chunk = ids[i:i + batch]
-
-            def write(s: Store, chunk: list[str] = chunk, start: int = i) -> None:
-                for j, pid in enumerate(chunk):
-                    s.upsert_person(PersonRecord(id=pid, name=pid, kind="resident"))
-                    s.add_templates(pid, m[start + j:start + j + 1], "sface_2021dec")
-
-            store.apply_in_transaction(write)
-        store.close()
+        _fill_store(Path(tmp) / "gate.db", ids, m)
         t0 = time.perf_counter()
         store = Store.open(Path(tmp) / "gate.db")
         load_gallery(store, "sface_2021dec")
@@ -301,18 +393,24 @@ def _bare_paho_rate(port: int, n: int, max_inflight: int) -> float:
     from paho.mqtt.enums import CallbackAPIVersion
 
     done = threading.Semaphore(0)
+    connected = threading.Event()
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-bare", protocol=mqtt.MQTTv5)
     client.max_inflight_messages_set(max_inflight)
     client.on_publish = lambda *_args: done.release()
+    client.on_connect = lambda *_args: connected.set()
     client.connect("127.0.0.1", port)
     client.loop_start()
+    if not connected.wait(30):  # publishing before CONNACK loses paho's on_publish for some messages
+        raise RuntimeError("bare paho client: no CONNACK")
     payload = json.dumps({"schema": "edge-gate/event/1", "event_id": "0" * 26, "gate": "bench",
                           "decision": "deny", "reasons": [{"code": "unknown_face"}]})
     t0 = time.perf_counter()
     for i in range(n):
         client.publish("bench/bare/events", payload.replace("0" * 26, f"{i:026d}"), qos=1)
-    for _ in range(n):
-        done.acquire()
+    deadline = time.monotonic() + 600
+    for acked in range(n):
+        if not done.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise RuntimeError(f"bare paho client: only {acked} of {n} PUBACKs in 600 s")
     seconds = time.perf_counter() - t0
     client.loop_stop()
     client.disconnect()
@@ -365,7 +463,8 @@ SECTIONS = {"vision": "Face engine vs the plain OpenCV loop",
             "decision": "Decision latency on the real gate",
             "gallery": "1:N search",
             "drain": "Outbox drain",
-            "snapshot": "Whitelist snapshot apply"}
+            "snapshot": "Whitelist snapshot apply",
+            "memory": "Memory of a gate with 100,000 residents"}
 
 
 def write_report(results: dict[str, list[str]], path: Path) -> None:
@@ -409,6 +508,9 @@ def _sqlite_version() -> str:
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["_memory_child"]:
+        _memory_child(sys.argv[2], float(sys.argv[3]))
+        return 0
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=[*SECTIONS, "all"])
     ap.add_argument("--frames", type=int, default=60)
@@ -418,7 +520,7 @@ def main() -> int:
     args = ap.parse_args()
     runs: dict[str, Callable[[], list[str]]] = {
         "vision": lambda: bench_vision(args.frames, args.rounds) + bench_pipeline(), "decision": bench_decision,
-        "gallery": bench_gallery, "drain": bench_drain, "snapshot": bench_snapshot}
+        "gallery": bench_gallery, "drain": bench_drain, "snapshot": bench_snapshot, "memory": bench_memory}
     results: dict[str, list[str]] = {}
     for key, run in runs.items():
         if args.what == key:
