@@ -392,11 +392,17 @@ def _bare_paho_rate(port: int, n: int, max_inflight: int) -> float:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
+    window = threading.Semaphore(max_inflight)  # the same in-flight window as the drainer keeps
     done = threading.Semaphore(0)
     connected = threading.Event()
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-bare", protocol=mqtt.MQTTv5)
     client.max_inflight_messages_set(max_inflight)
-    client.on_publish = lambda *_args: done.release()
+
+    def on_publish(*_args: object) -> None:
+        window.release()
+        done.release()
+
+    client.on_publish = on_publish
     client.on_connect = lambda *_args: connected.set()
     client.connect("127.0.0.1", port)
     client.loop_start()
@@ -405,9 +411,11 @@ def _bare_paho_rate(port: int, n: int, max_inflight: int) -> float:
     payload = json.dumps({"schema": "edge-gate/event/1", "event_id": "0" * 26, "gate": "bench",
                           "decision": "deny", "reasons": [{"code": "unknown_face"}]})
     t0 = time.perf_counter()
-    for i in range(n):
-        client.publish("bench/bare/events", payload.replace("0" * 26, f"{i:026d}"), qos=1)
     deadline = time.monotonic() + 600
+    for i in range(n):  # at most max_inflight unacknowledged: paho's own queue of 100,000 loses PUBACK callbacks
+        if not window.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise RuntimeError(f"bare paho client: stuck after {i} of {n} publishes")
+        client.publish("bench/bare/events", payload.replace("0" * 26, f"{i:026d}"), qos=1)
     for acked in range(n):
         if not done.acquire(timeout=max(0.0, deadline - time.monotonic())):
             raise RuntimeError(f"bare paho client: only {acked} of {n} PUBACKs in 600 s")

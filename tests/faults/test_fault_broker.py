@@ -6,6 +6,7 @@ loss is not) and the outbox drains to empty."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from fault_helpers import (
 
 from edge.sync.bench import Mosquitto
 
-OUTAGE_S = 20.0
+# 20 s in the suite; EDGE_GATE_OUTAGE_S=300 runs the same test with a five-minute outage (the issue's "minutes")
+OUTAGE_S = float(os.environ.get("EDGE_GATE_OUTAGE_S", "20"))
 GRACE_S = 3.0  # [supervisor] mqtt_fault_after_s, well inside the outage
 
 
