@@ -366,7 +366,8 @@ def bench_decision(seconds: float = 30.0, fps: float = 25.0) -> list[str]:
             lines.append(f"  {label}: n={len(arr)} p50 {np.percentile(arr, 50):.0f} ms "
                          f"p95 {np.percentile(arr, 95):.0f} ms max {arr.max():.0f} ms (target p95 <= 150 ms)")
     lines.append(f"  camera: {cam.frames} frames, {cam.dropped} dropped (the vision loop kept up when ~0)")
-    lines.append(f"  memory: the gate process's max RSS {gate_rss:.0f} MB")
+    lines.append(f"  memory: the gate process's peak RSS {gate_rss:.0f} MB (the folder replay keeps every decoded "
+                 "frame; a stream: see the memory section)")
     return lines
 
 

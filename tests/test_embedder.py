@@ -67,3 +67,51 @@ def test_runtime_options_reach_the_onnxruntime_session() -> None:
 
     assert opts.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     assert session.get_providers() == ["CPUExecutionProvider"]
+
+
+def test_an_operator_arcface_style_model_is_loaded_by_config(tmp_path: Path, t1_path: Path) -> None:
+    """An insightface-style ArcFace ONNX (input 1x3x112x112 RGB scaled (x - 127.5) / 127.5, output 512-d) named
+    in the config with its sha256: a small one made here, as the real packs may not be shipped."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edge.models import sha256_file
+    from edge.vision import FaceEngine
+    from edge.vision.config import VisionSection
+
+    rng = np.random.default_rng(7)
+    w = rng.standard_normal((3 * 4 * 4, 512)).astype(np.float32)
+    b = rng.standard_normal(512).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("AveragePool", ["data"], ["pooled"], kernel_shape=[28, 28], strides=[28, 28]),
+         helper.make_node("Flatten", ["pooled"], ["flat"]),
+         helper.make_node("Gemm", ["flat", "w", "b"], ["fc1"])],
+        "tiny-arcface", [helper.make_tensor_value_info("data", TensorProto.FLOAT, [1, 3, 112, 112])],
+        [helper.make_tensor_value_info("fc1", TensorProto.FLOAT, [1, 512])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "w600k_tiny.onnx").write_bytes(model.SerializeToString())
+    yunet = MODEL.parent / "face_detection_yunet_2023mar.onnx"
+    (models / yunet.name).symlink_to(yunet)
+    cfg = VisionSection.model_validate({
+        "models_dir": str(models),
+        "detector": {"sha256": sha256_file(yunet)},
+        "embedder": {"type": "arcface", "file": "w600k_tiny.onnx", "sha256": sha256_file(models / "w600k_tiny.onnx")}})
+    engine = FaceEngine(cfg)
+    assert engine.model_id == "w600k_tiny" and engine.match_threshold == 0.35  # ArcFace's calibrated default
+    faces = engine.analyze(load_image(t1_path))
+    assert len(faces) == 6 and all(f.embedding.shape == (512,) for f in faces)
+    crop = engine.align(load_image(t1_path), faces[0])
+    x = (crop[..., ::-1].astype(np.float32) - 127.5) / 127.5  # RGB, ArcFace scaling
+    pooled = x.reshape(4, 28, 4, 28, 3).mean(axis=(1, 3)).transpose(2, 0, 1).reshape(-1)
+    want = pooled @ w + b
+    want /= np.linalg.norm(want)
+    assert float(want @ faces[0].embedding) > 0.9999
+    bad = cfg.model_copy(update={"embedder": cfg.embedder.model_copy(update={"sha256": "0" * 64})})
+    import pytest
+
+    from edge.models import ModelError
+
+    with pytest.raises(ModelError, match="sha256"):
+        FaceEngine(bad)
