@@ -10,9 +10,20 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from edge.demo_scene import Visit, load_scene
+import pytest
+
+from edge.config import load_config
+from edge.demo_scene import Visit, load_scene, prepare_demo
 from edge.gate import Gate
 from edge.lane import Outcome
+
+
+def demo_root(factory: pytest.TempPathFactory, name: str) -> Path:
+    """A fresh folder with scene/ (the demo's walking sequence) and data/gate.db (its residents enrolled)."""
+    root = factory.mktemp(name)
+    (root / "base.toml").write_text(f'[gate]\ndata_dir = "{root / "data"}"\n')
+    prepare_demo(load_config(root / "base.toml"), root / "scene")
+    return root
 
 
 def camera_of(prepared: Path, tmp: Path, who: str | None) -> Path:

@@ -9,10 +9,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from gate_helpers import camera_of, codes, gate_config, run_until
+from gate_helpers import camera_of, codes, demo_root, gate_config, run_until
 
 from edge.config import load_config
-from edge.demo_scene import prepare_demo
 from edge.gate import Gate
 from edge.lane import Outcome
 from edge.store import Passage, PersonRecord, Store
@@ -21,10 +20,7 @@ from edge.store_schema import ts_text
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("state")
-    (root / "base.toml").write_text(f'[gate]\ndata_dir = "{root / "data"}"\n')
-    prepare_demo(load_config(root / "base.toml"), root / "scene")
-    return root
+    return demo_root(tmp_path_factory, "state")
 
 
 def valid_visitor(db: Path, max_uses: int) -> None:

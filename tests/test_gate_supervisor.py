@@ -10,10 +10,10 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from gate_helpers import demo_root
 
 from edge.camera import Frame
 from edge.config import load_config
-from edge.demo_scene import prepare_demo
 from edge.gate import Gate
 from edge.lane import Outcome
 from edge.store import Store
@@ -21,10 +21,7 @@ from edge.store import Store
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("sup")
-    (root / "base.toml").write_text(f'[gate]\ndata_dir = "{root / "data"}"\n')
-    prepare_demo(load_config(root / "base.toml"), root / "scene")
-    return root
+    return demo_root(tmp_path_factory, "sup")
 
 
 def _config(prepared: Path, tmp: Path, camera_dir: Path, extra: str = "") -> Path:

@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gate_helpers import camera_of, gate_config, run_until
+from gate_helpers import camera_of, demo_root, gate_config, run_until
 
 from drivers.relay.sim import ModbusSim
 from edge.config import load_config
-from edge.demo_scene import prepare_demo
 from edge.gate import Gate
 from edge.lane import Outcome
 
@@ -23,10 +22,7 @@ LANE = "[lane]\npass_timeout_s = 1.0\ndoor_held_s = 1.0\n"
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("turnstile")
-    (root / "base.toml").write_text(f'[gate]\ndata_dir = "{root / "data"}"\n')
-    prepare_demo(load_config(root / "base.toml"), root / "scene")
-    return root
+    return demo_root(tmp_path_factory, "turnstile")
 
 
 class Watched:

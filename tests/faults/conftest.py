@@ -7,19 +7,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from gate_helpers import demo_root
 
-from edge.config import load_config
-from edge.demo_scene import Visit, prepare_demo
+from edge.demo_scene import Visit
 from edge.sync.bench import Mosquitto
 
 
 @pytest.fixture(scope="session")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """scene/ (the walking sequence) and data/gate.db (five residents and an expired visitor enrolled)."""
-    root = tmp_path_factory.mktemp("faults")
-    (root / "base.toml").write_text(f'[gate]\ndata_dir = "{root / "data"}"\n')
-    prepare_demo(load_config(root / "base.toml"), root / "scene")
-    return root
+    return demo_root(tmp_path_factory, "faults")
 
 
 @pytest.fixture(scope="session")

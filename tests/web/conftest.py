@@ -6,19 +6,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from gate_helpers import demo_root
 from web_helpers import make_config, wait_for
 
 from edge.config import load_config
-from edge.demo_scene import prepare_demo
 from edge.gate import Gate
 
 
 @pytest.fixture(scope="session")
 def web_prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("web")
-    (root / "base.toml").write_text(f'[gate]\ndata_dir = "{root / "data"}"\n')
-    prepare_demo(load_config(root / "base.toml"), root / "scene")
-    return root
+    return demo_root(tmp_path_factory, "web")
 
 
 @pytest.fixture(scope="module")
