@@ -152,7 +152,9 @@ class StoreWriter:
 
     def close(self, timeout: float | None = None) -> None:
         """Finish every write submitted so far (and try the kept ones once more), stop the thread, close
-        the store."""
+        the store. `timeout` bounds a stall, not the whole drain: while writes still complete, close keeps
+        waiting (a backlog after an overload is written, not dropped); it gives up only when no write has
+        finished for `timeout` seconds (a hung disk)."""
         with self._lock:
             if self._closed:
                 return
@@ -160,9 +162,18 @@ class StoreWriter:
             self._pending += 1
             self._queue.put((None, self._drain_kept, (), {}, False))
             self._queue.put(self._STOP)
-        self._thread.join(timeout)
+        if timeout is None:
+            self._thread.join()
+        else:
+            last = self._pending
+            while True:
+                self._thread.join(timeout)
+                if not self._thread.is_alive() or self._pending >= last:
+                    break
+                log.warning("store writer still draining at close: %s writes pending", self._pending)
+                last = self._pending
         if self._thread.is_alive():
-            log.error("store writer did not finish within %s s; %s writes pending", timeout, self._pending)
+            log.error("store writer made no progress for %s s; %s writes pending are lost", timeout, self._pending)
             return
         if self._kept:
             log.error("store closed with %d refused writes not written (the disk still refuses them)",

@@ -736,3 +736,33 @@ def test_a_deleted_persons_embeddings_leave_no_bytes_in_the_files(tmp_path: Path
         files = raw_files()
         assert not any(row.tobytes()[:64] in files for row in doomed)
         assert kept[0].tobytes() in files
+
+
+def test_writer_close_writes_a_slow_backlog_and_gives_up_only_on_a_stall(tmp_path: Path) -> None:
+    """close(timeout) bounds a stall, not the drain: a backlog that keeps moving is written in full (an
+    overloaded gate shutting down loses nothing); a write that hangs makes close give up after `timeout`."""
+    import threading
+    import time as _time
+
+    store = Store.open(tmp_path / "gate.db")
+    writer = StoreWriter(store)
+
+    def slow_event(i: int) -> str:
+        _time.sleep(0.05)
+        return store.record_event(EventRecord(ts=datetime.now(UTC), gate_id="g1", direction="in", decision="deny",
+                                              reasons=({"code": "unknown_face", "i": i},)))
+
+    for i in range(40):  # 2 s of writes, more than the 0.5 s timeout
+        writer.submit(slow_event, i)
+    writer.close(timeout=0.5)
+    with Store.open(tmp_path / "gate.db") as check:
+        assert len(check.events(limit=100)) == 40
+
+    store2 = Store.open(tmp_path / "hung.db")
+    hung = StoreWriter(store2)
+    release = threading.Event()
+    hung.submit(release.wait, 30)  # a write that does not return (a disk that hangs)
+    t0 = _time.monotonic()
+    hung.close(timeout=0.5)
+    assert _time.monotonic() - t0 < 3.0  # gave up on the stall, did not wait the 30 s
+    release.set()
