@@ -126,7 +126,6 @@ class Gate:
         sync = MqttSync(mqtt, self.store, gate_id=self.cfg.gate.id, community=self.cfg.gate.community,
                         state=self.health_snapshot, whitelist=applier, on_peer_event=self._peer_event,
                         password=mqtt.password())
-        self.subscribe(lambda _kind, _payload: sync.notify())  # drain a new event at once
         return sync
 
     def _whitelist_applied(self, version: int) -> None:

@@ -80,6 +80,8 @@ class Store(RecordsMixin):
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self._outbox_watchers: list[Callable[[list[OutboxRow]], None]] = []
+        self._outbox_written: list[OutboxRow] = []  # rows the open write transaction queued
 
     # ------------------------------------------------------------------------------- open / close
 
@@ -158,11 +160,13 @@ class Store(RecordsMixin):
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """A write transaction; nested calls (same thread) become savepoints inside the outer one."""
+        queued: list[OutboxRow] = []  # outbox rows this (outermost) transaction committed
         with self._wlock:
             conn = self._wconn
             if conn is None:
                 raise StoreError(f"store {self.path} is closed")
             depth = self._depth
+            mark = len(self._outbox_written)
             try:
                 conn.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT sp{depth}")
             except sqlite3.Error as exc:
@@ -171,7 +175,10 @@ class Store(RecordsMixin):
             try:
                 yield conn
                 conn.execute("COMMIT" if depth == 0 else f"RELEASE sp{depth}")
+                if depth == 0:
+                    queued, self._outbox_written = self._outbox_written, []
             except BaseException as exc:
+                del self._outbox_written[mark:]  # those rows are rolled back
                 if conn.in_transaction:
                     try:
                         conn.execute("ROLLBACK" if depth == 0 else f"ROLLBACK TO sp{depth}")
@@ -186,6 +193,32 @@ class Store(RecordsMixin):
                 self._depth = depth
                 if depth == 0:
                     self._tx_owner = None
+        if queued:
+            self._outbox_committed(queued)
+
+    def watch_outbox(self, fn: Callable[[list[OutboxRow]], None]) -> Callable[[], None]:
+        """Call `fn(rows)` with the outbox rows of each commit that queued some, in `seq` order, on the
+        writing thread (so it must not block); returns the function that stops it. The sync's drainer
+        uses it to send them at once without reading them back (rows of a rolled-back savepoint are not
+        among them). `seq` increases from commit to commit; another process writing the same file can
+        leave gaps a watcher must fill from the table."""
+        with self._readers_lock:
+            self._outbox_watchers.append(fn)
+
+        def unwatch() -> None:
+            with self._readers_lock:
+                if fn in self._outbox_watchers:
+                    self._outbox_watchers.remove(fn)
+        return unwatch
+
+    def _outbox_committed(self, rows: list[OutboxRow]) -> None:
+        with self._readers_lock:
+            watchers = list(self._outbox_watchers)
+        for fn in watchers:
+            try:
+                fn(rows)
+            except Exception:  # a watcher's failure is not the write's
+                log.exception("outbox watcher %r failed", fn)
 
     def _read(self) -> sqlite3.Connection:
         if self._tx_owner == threading.get_ident() and self._wconn is not None:
@@ -371,10 +404,12 @@ class Store(RecordsMixin):
                                                          dumps(a.details), a.gate_id, a.person_id))
         self._outbox(conn, a.id, "alarm", {"schema": ALARM_SCHEMA, **a.to_dict()})
 
-    @staticmethod
-    def _outbox(conn: sqlite3.Connection, item_id: str, kind: str, payload: JsonDict) -> None:
-        conn.execute("INSERT INTO outbox (event_id, topic_kind, payload, created_at) VALUES (?, ?, ?, ?)",
-                     (item_id, kind, dumps(payload), ts_text(datetime.now(UTC))))
+    def _outbox(self, conn: sqlite3.Connection, item_id: str, kind: str, payload: JsonDict) -> None:
+        text, now = dumps(payload), datetime.now(UTC)
+        cur = conn.execute("INSERT INTO outbox (event_id, topic_kind, payload, created_at) VALUES (?, ?, ?, ?)",
+                           (item_id, kind, text, ts_text(now)))
+        if cur.lastrowid is not None:
+            self._outbox_written.append(OutboxRow(cur.lastrowid, item_id, kind, text, now))
 
     def record_event(self, ev: EventRecord, *, alarms: Sequence[AlarmRecord] = (),
                      passage: bool = True) -> str:
@@ -433,8 +468,9 @@ class Store(RecordsMixin):
                            "GROUP BY person_id", (kind,))
         return {r[0]: parse_ts(r[1]) for r in rows}
 
-    def pending_outbox(self, limit: int = 100) -> list[OutboxRow]:
-        rows = self._query("SELECT * FROM outbox ORDER BY seq LIMIT ?", (max(1, int(limit)),))
+    def pending_outbox(self, limit: int = 100, after: int = 0) -> list[OutboxRow]:
+        """The oldest `limit` outbox rows with `seq` > `after`, oldest first."""
+        rows = self._query("SELECT * FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", (int(after), max(1, int(limit))))
         return [OutboxRow(r["seq"], r["event_id"], r["topic_kind"], r["payload"], parse_ts(r["created_at"]))
                 for r in rows]
 

@@ -3,8 +3,14 @@
 whitelist pushes and peer-gate passage events (handled on a second, non-network thread).
 
 Every paho call happens on the network thread; other threads hand work over through queues. The
-network thread never waits for a store write: acknowledged rows are deleted by a small `mqtt-ack`
-thread (a long whitelist transaction holding the store's write lock cannot stall keepalives).
+network thread drives paho through its external-loop API (`loop_read`/`loop_write`/`loop_misc`) around
+one `poll()` on the socket and a wake-up socket: it sleeps until the broker sends something, a store
+commit wrote outbox rows (the store hands them over, so they are sent without being read back), a
+command is queued, or its next timer (keepalive, state, idle poll) is due; an idle gate wakes about
+once a second, not twenty times. `poll()` has no
+descriptor limit (a process may run many gates). The network thread never waits for a store write:
+acknowledged rows are deleted by a small `mqtt-ack` thread (a long whitelist transaction holding the
+store's write lock cannot stall keepalives).
 Each connection uses a fresh paho client, so nothing of paho's in-memory queue outlives a
 connection: after a reconnect (or a restart) the drainer re-reads the outbox from its oldest row.
 """
@@ -16,6 +22,8 @@ import json
 import logging
 import queue
 import random
+import select
+import socket
 import ssl
 import threading
 import time
@@ -39,10 +47,12 @@ from edge.sync.topics import STATE_SCHEMA, EventMessage, Topics
 
 log = logging.getLogger(__name__)
 JsonDict = dict[str, Any]
-LOOP_TIMEOUT_S = 0.05
-IDLE_POLL_S = 0.25  # how often an idle drainer looks for new outbox rows (notify() skips the wait)
+LOOP_TIMEOUT_S = 0.05  # a paused drainer (store not keeping up) looks again after this
+MAX_WAIT_S = 1.0  # the longest the network thread sleeps: keepalive checks and the heartbeat
+IDLE_POLL_S = 1.0  # an idle drainer also looks for outbox rows nobody told it about (the store notifies)
 ACK_FLUSH_ROWS = 200
-ACK_FLUSH_S = 0.2
+ACK_FLUSH_S = 1.0  # PUBACKed rows are deleted in batches: at most this late (a crash re-sends them)
+_POLL_IN = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
 CONNACK_TIMEOUT_S = 10.0
 CONNECT_WITHIN_S = 60.0  # a TCP/TLS connect that takes longer than this is a hang
 STOP_ACK_TIMEOUT_S = 2.0
@@ -87,6 +97,11 @@ class MqttSync:
         self.heartbeat = Heartbeat()  # the network thread's; the gate's watchdog checks it
         self._connected = threading.Event()
         self._notified = threading.Event()
+        self._wake_r, self._wake_w = socket.socketpair()  # a byte on it ends the network thread's wait
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._unwatch: Callable[[], None] | None = None
+        self._fresh: deque[OutboxRow] = deque()  # rows the store committed since the drainer last looked
         self._net: threading.Thread | None = None
         self._worker: threading.Thread | None = None
         self._stats: JsonDict = {"published": 0, "acked": 0, "failed": 0, "connects": 0, "last_error": None,
@@ -96,6 +111,7 @@ class MqttSync:
         self._inflight: dict[int, int] = {}  # paho mid -> outbox seq
         self._queued: deque[OutboxRow] = deque()
         self._cursor = 0  # highest seq handed to paho on this connection
+        self._known: int | None = None  # every outbox row up to this seq is queued or handed to paho (None: read)
         self._acked: list[int] = []  # PUBACKed seqs not yet handed to the ack thread
         self._unflushed: set[int] = set()  # PUBACKed seqs not yet deleted from the store
         self._ack_q: queue.SimpleQueue[list[int] | None] = queue.SimpleQueue()
@@ -116,6 +132,7 @@ class MqttSync:
     def start(self) -> None:
         if self._net is not None:
             raise RuntimeError("MqttSync already started")
+        self._unwatch = self.store.watch_outbox(self._committed)
         self._net = threading.Thread(target=self._run, name="mqtt-net", daemon=True)
         self._worker = threading.Thread(target=self._intake_loop, name="mqtt-intake", daemon=True)
         self._acker = threading.Thread(target=self._ack_loop, name="mqtt-ack", daemon=True)
@@ -126,6 +143,10 @@ class MqttSync:
     def stop(self, timeout: float = 5.0) -> None:
         """Publish `available`=`stopped`, flush acknowledged rows, disconnect, join the threads."""
         self._stop.set()
+        self._wake()
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
         if self._net is not None:
             self._net.join(timeout)
             if self._net.is_alive():
@@ -136,14 +157,29 @@ class MqttSync:
             self._worker.join(timeout)
         if self._acker is not None:
             self._acker.join(timeout)
+        if not self.running:
+            self._wake_r.close()
+            self._wake_w.close()
 
     def notify(self) -> None:
         """New outbox rows were written: drain now instead of at the next poll."""
         self._notified.set()
+        self._wake()
 
     def publish_ack(self, ack: JsonDict) -> None:
         """Publish a whitelist ack (retained, QoS 1) as soon as the gate is connected."""
         self._commands.put((self.topics.whitelist_ack, json.dumps(ack, ensure_ascii=False), 1, True))
+        self._wake()
+
+    def _committed(self, rows: list[OutboxRow]) -> None:
+        """The store committed these outbox rows (on the writing thread): queue them and wake the drainer."""
+        self._fresh.extend(rows)
+        self.notify()
+
+    def _wake(self) -> None:
+        """End the network thread's wait now (any thread; never blocks)."""
+        with contextlib.suppress(OSError):  # BlockingIOError: the buffer is full, a wake-up is pending anyway
+            self._wake_w.send(b"\0")
 
     @property
     def running(self) -> bool:
@@ -237,10 +273,17 @@ class MqttSync:
         self._stopped_mid, self._stopped_acked = None, False
         deadline = time.monotonic() + CONNACK_TIMEOUT_S
         stop_deadline: float | None = None
+        poller = select.poll()
+        poller.register(self._wake_r, select.POLLIN)
         try:
             while True:
                 self.heartbeat.beat()
-                rc = client.loop(LOOP_TIMEOUT_S)
+                now = time.monotonic()
+                if not self._session or stop_deadline is not None:
+                    wait = min(MAX_WAIT_S, (stop_deadline if stop_deadline is not None else deadline) - now, 0.25)
+                else:
+                    wait = self._next_timer(now) - now
+                rc = self._pump(client, poller, wait)
                 if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or self._refused:
                     if stop_deadline is None and not self._refused and not self._session and self.cfg.tls \
                             and self.cfg.tls_cert_file is None:  # TLS 1.3 refuses a missing client cert only now
@@ -277,6 +320,42 @@ class MqttSync:
             self._client = None  # dropped: its sockets close, nothing of its queue is reused
         return was_up
 
+    def _next_timer(self, now: float) -> float:
+        """When the connected loop next has something to do without being woken (monotonic)."""
+        due = min(now + MAX_WAIT_S, self._next_state, self._next_poll)
+        if self._retry_at:
+            due = min(due, self._retry_at)
+        if self._acked:
+            due = min(due, self._last_flush + ACK_FLUSH_S)
+        return due
+
+    def _pump(self, client: mqtt.Client, poller: select.poll, timeout: float) -> MQTTErrorCode:
+        """One turn of paho's external loop: wait (at most `timeout` s) for the broker's socket or a
+        wake-up, then read what arrived, write what is queued and run paho's keepalive checks."""
+        sock = client.socket()
+        if sock is None:
+            return MQTTErrorCode.MQTT_ERR_NO_CONN
+        pending = getattr(sock, "pending", None)  # TLS: bytes already decrypted wait in the SSL buffer
+        buffered = int(pending()) if callable(pending) else 0
+        fd = sock.fileno()
+        try:
+            poller.register(fd, _POLL_IN | (select.POLLOUT if client.want_write() else 0))  # or modify it
+            ready = dict(poller.poll(0 if buffered else max(0, int(timeout * 1000) + 1)))
+        except (OSError, ValueError):
+            return MQTTErrorCode.MQTT_ERR_CONN_LOST
+        if self._wake_r.fileno() in ready:
+            with contextlib.suppress(OSError):
+                self._wake_r.recv(4096)
+        if ready.get(fd, 0) & _POLL_IN or buffered:
+            rc = client.loop_read()
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return rc
+        if client.want_write():  # queued by a callback (on_connect's publishes, PUBACKs of what came in)
+            rc = client.loop_write()
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return rc
+        return client.loop_misc()
+
     def _lost(self) -> None:
         """The connection ended: forget everything in flight; the outbox still holds those rows."""
         self._connected.clear()
@@ -284,6 +363,7 @@ class MqttSync:
         self._inflight.clear()
         self._queued.clear()
         self._cursor = 0
+        self._known = None
         self._flush_acks(force=True)
         with self._lock:
             self._stats["connected_since"] = None
@@ -425,6 +505,7 @@ class MqttSync:
             self._retry_at = 0.0
             self._queued.clear()
             self._cursor = 0
+            self._known = None
         while len(self._inflight) < self._cap:
             if not self._queued and not self._refill(now):
                 return
@@ -447,22 +528,50 @@ class MqttSync:
         if now < self._next_poll and not self._notified.is_set():
             return False
         self._notified.clear()
-        self._flush_acks(force=True)
+        self._flush_acks()
         if len(self._unflushed) > MAX_UNFLUSHED:  # the store is not keeping up: wait for it
             self._next_poll = now + LOOP_TIMEOUT_S
             return False
-        busy = set(self._inflight.values()) | self._unflushed
+        if self._take_fresh():
+            return True
+        # rows up to the cursor were handed to paho; after a refused row the cursor starts over, and the
+        # rows still in flight or acknowledged (not yet deleted) are skipped
+        busy = set(self._inflight.values()) | self._unflushed if self._cursor == 0 else set()
+        limit = len(busy) + max(200, 5 * self._cap)
         try:
-            rows = self.store.pending_outbox(len(busy) + max(200, 5 * self._cap))
+            rows = self.store.pending_outbox(limit, after=self._cursor)
         except StoreError as exc:
             self._error("cannot read the outbox: %s", exc)
             self._next_poll = now + IDLE_POLL_S
             return False
-        self._queued.extend(r for r in rows if r.seq > self._cursor and r.seq not in busy)
+        self._queued.extend(r for r in rows if r.seq not in busy)
+        # read to the end: the rows committed from now on follow on directly (unless the read was cut)
+        self._known = None if len(rows) >= limit else max([self._cursor, *(r.seq for r in rows)])
         if not self._queued:
             self._next_poll = now + IDLE_POLL_S
             return False
         return True
+
+    def _take_fresh(self) -> bool:
+        """Queue the rows the store handed over, as long as they follow on from what the drainer knows of
+        the outbox; on a gap (or nothing known yet) return False: the table is read instead."""
+        rows: list[OutboxRow] = []
+        while self._fresh:
+            rows.append(self._fresh.popleft())
+        if self._known is None:
+            return False
+        for row in rows:
+            if row.seq <= self._known:  # read from the table already
+                continue
+            if row.seq != self._known + 1:  # a row nobody told us about lies in between
+                self._known = None
+                self._queued.clear()
+                return False
+            self._queued.append(row)
+            self._known = row.seq
+        if self._queued:
+            self._next_poll = time.monotonic() + IDLE_POLL_S
+        return bool(self._queued)
 
     def _state_payload(self) -> str:
         doc: JsonDict = {}
