@@ -2,13 +2,13 @@
 """Fleet load: N simulated gates against one MQTT broker, each running the gate's real sync code.
 
   scripts/fleet.py --gates 200 --rate 5 --seconds 300 [--deltas-every 10] [--broker mqtt://host:port]
-                   [--workers 4] [--communities 1] [--peer-events] [--json]
+                   [--workers N] [--communities 1] [--peer-events] [--json]
 
 Every gate has its own SQLite store (a temp dir), its own StoreWriter thread and its own MqttSync
 (client id = gate id) with a WhitelistApplier trusting an Ed25519 admin key made for the run. Its
 "camera" is an event generator (R events/s, jittered): each event is submitted to the gate's writer as
-`store.record_event` (event row + outbox row in one transaction) followed by `sync.notify()`, exactly
-what the lane and the gate do. Gates are spread over worker processes (one generator thread each);
+`store.record_event` (event row + outbox row in one transaction; its commit wakes the sync's drainer),
+exactly what the lane does. Gates are spread over worker processes (one generator thread each);
 the parent process runs the broker (unless --broker), the collector (a QoS 1 subscriber to the
 events, alarms, acks and $SYS topics) and the admin, which publishes a signed delta to every
 community every D seconds. After S seconds the generators stop, the workers wait (bounded) for their
@@ -126,7 +126,7 @@ class SimGate:
             self.store_errors += 1
 
     def emit(self, rng: random.Random, n: int) -> None:
-        """One decision, as the lane records it: event + outbox row via the writer, then notify the sync."""
+        """One decision, as the lane records it: event + outbox row via the writer."""
         persons = list(self.whitelist.persons)
         if persons and rng.random() < 0.8:
             event = EventRecord(ts=datetime.now(UTC), gate_id=self.gate_id, direction="in", decision="grant",
@@ -137,8 +137,7 @@ class SimGate:
         else:
             event = EventRecord(ts=datetime.now(UTC), gate_id=self.gate_id, direction="in", decision="deny",
                                 reasons=({"code": "unknown_face"},), scores={"track_id": n})
-        self.writer.submit(self.store.record_event, event).add_done_callback(self._stored)
-        self.sync.notify()
+        self.writer.submit(self.store.record_event, event).add_done_callback(self._stored)  # its commit wakes the sync
         self.generated.append(event.event_id)
 
     def drained(self) -> bool:
@@ -318,12 +317,21 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def machine_cpu() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot (/proc/stat)."""
-    fields = [float(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+STAT_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def machine_stat() -> dict[str, float]:
+    """The whole machine's CPU seconds since boot by kind (/proc/stat's first line)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:1 + len(STAT_FIELDS)]
     tick = os.sysconf("SC_CLK_TCK")
-    total = sum(fields)
-    return (total - fields[3] - fields[4]) / tick, total / tick
+    return {k: float(v) / tick for k, v in zip(STAT_FIELDS, fields, strict=False)}
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot; busy counts steal (the host took it)."""
+    st = machine_stat()
+    total = sum(st.values())
+    return total - st["idle"] - st["iowait"], total
 
 
 def proc_cpu_s(pid: int) -> float | None:
@@ -502,7 +510,7 @@ def run_fleet(opt: Options, workdir: Path) -> JsonDict:
         if sum(r["connected"] for r in ready) != opt.gates:
             raise RuntimeError(f"only {sum(r['connected'] for r in ready)} of {opt.gates} gates connected")
         threading.Thread(target=sampler.run, name="load-sampler", daemon=True).start()
-        cpu0, parent_cpu0 = machine_cpu(), _cpu_s()
+        cpu0, parent_cpu0, stat0 = machine_cpu(), _cpu_s(), machine_stat()
         broker_cpu0 = proc_cpu_s(broker.proc.pid) if broker and broker.proc else None
         start_wall = time.time() + 1.0
         for _p, c in procs:
@@ -528,7 +536,7 @@ def run_fleet(opt: Options, workdir: Path) -> JsonDict:
         deadline = time.monotonic() + SETTLE_S
         while time.monotonic() < deadline and not (collector.has(wanted) and _all_acked(collector, run)):
             time.sleep(0.1)
-        cpu1, parent_cpu1 = machine_cpu(), _cpu_s()
+        cpu1, parent_cpu1, stat1 = machine_cpu(), _cpu_s(), machine_stat()
         broker_cpu1 = proc_cpu_s(broker.proc.pid) if broker and broker.proc else None
         sampler.stop()
         with collector.lock:
@@ -559,6 +567,7 @@ def run_fleet(opt: Options, workdir: Path) -> JsonDict:
             "parent_cpu_s": round(parent_cpu1 - parent_cpu0, 1),
             "broker": _broker_notes(broker, broker_cpu0, broker_cpu1, collector.sys),
             "machine_busy_pct": round(100 * (cpu1[0] - cpu0[0]) / max(1e-9, wall), 1),
+            "machine_cpu_s": {k: round(stat1[k] - stat0[k], 1) for k in STAT_FIELDS},
             "ours_cpu_s": round(ours, 1), "others_cpu_s": round(max(0.0, (cpu1[0] - cpu0[0]) - ours), 1),
             "window_s": round(wall / (os.cpu_count() or 1), 1),
             "load1": {"max": max(loads, default=None), "mean": round(sum(loads) / len(loads), 2) if loads else None},
@@ -637,7 +646,11 @@ def render(report: JsonDict) -> str:
 
 
 # Bounds: a load run always ends by itself, and never floods more than a lab broker can take.
-MAX_GATES, MAX_RATE, MAX_SECONDS = 2000, 100.0, 3600.0
+MAX_GATES, MAX_RATE, MAX_SECONDS, MAX_WORKERS = 2000, 100.0, 3600.0, 64
+# A real gate has its machine to itself; simulated gates share one Python process per worker, and when a
+# delta reaches all of them at once their appliers fight over that process's GIL (at 50 gates per process
+# an apply cost ~8x its own CPU). Few gates per process keeps that convoy short.
+GATES_PER_WORKER = 5
 
 
 def _is_loopback(url: str) -> bool:
@@ -660,7 +673,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, required=True)
     ap.add_argument("--deltas-every", type=float, default=10.0, help="seconds between signed deltas (0: none)")
     ap.add_argument("--broker", help="mqtt://host:port (default: start a mosquitto on a free loopback port)")
-    ap.add_argument("--workers", type=int, default=4, help="worker processes the gates are spread over")
+    ap.add_argument("--workers", type=int, default=0,
+                    help=f"worker processes the gates are spread over (default: one per {GATES_PER_WORKER} gates, "
+                         f"at most {MAX_WORKERS})")
     ap.add_argument("--communities", type=int, default=1, help="communities the gates are spread over")
     ap.add_argument("--peer-events", action="store_true",
                     help="gates subscribe to their community's events like the real gate (N-1 fan-out per event)")
@@ -678,7 +693,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--broker must be on this machine (127.0.0.0/8, ::1, localhost); a load test of another host "
                  "needs --allow-remote and that host's owner's consent")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    opt = Options(args.gates, args.rate, args.seconds, args.deltas_every, args.broker, args.workers,
+    if not 0 <= args.workers <= MAX_WORKERS:
+        ap.error(f"need 0 <= workers <= {MAX_WORKERS} (0: one per {GATES_PER_WORKER} gates)")
+    workers = args.workers or min(MAX_WORKERS, -(-args.gates // GATES_PER_WORKER))
+    opt = Options(args.gates, args.rate, args.seconds, args.deltas_every, args.broker, workers,
                   args.communities, args.peer_events, args.drain_timeout, args.prefix)
     try:
         if args.keep:

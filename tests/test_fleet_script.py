@@ -20,7 +20,7 @@ def _fleet(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]
 
 
 def test_small_fleet_delivers_every_event_once_and_acks_every_delta() -> None:
-    proc = _fleet("--gates", "6", "--rate", "5", "--seconds", "6", "--deltas-every", "2", "--workers", "2", "--json")
+    proc = _fleet("--gates", "6", "--rate", "5", "--seconds", "6", "--deltas-every", "2", "--json")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(proc.stdout)
     ev = report["events"]
@@ -31,10 +31,12 @@ def test_small_fleet_delivers_every_event_once_and_acks_every_delta() -> None:
     assert wl["deltas_pushed"] >= 2 and wl["missing"] == [] and wl["rejected"] == []
     assert wl["acks_applied"] == wl["acks_expected"] == wl["deltas_pushed"] * 6
     assert report["ok"] is True and report["problems"] == []
+    assert report["config"]["workers"] == 2 and len(report["resources"]["workers"]) == 2  # one per 5 gates
+    assert set(report["resources"]["machine_cpu_s"]) >= {"user", "system", "steal"}
 
 
 @pytest.mark.parametrize("args", [["--gates", "0"], ["--gates", "100000"], ["--seconds", "999999"],
-                                  ["--broker", "mqtt://192.0.2.10:1883"]])
+                                  ["--broker", "mqtt://192.0.2.10:1883"], ["--workers", "65"]])
 def test_unbounded_or_remote_runs_are_refused(args: list[str]) -> None:
     base = {"--gates": "2", "--rate": "1", "--seconds": "1"}
     for flag, value in zip(args[::2], args[1::2], strict=True):
