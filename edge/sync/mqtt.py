@@ -7,8 +7,8 @@ network thread drives paho through its external-loop API (`loop_read`/`loop_writ
 one `poll()` on the socket and a wake-up socket: it sleeps until the broker sends something, a store
 commit wrote outbox rows (the store hands them over, so they are sent without being read back), a
 command is queued, or its next timer (keepalive, state, idle poll) is due; an idle gate wakes about
-once a second, not twenty times. `poll()` has no
-descriptor limit (a process may run many gates). The network thread never waits for a store write:
+once a second, not twenty times. `poll()` has no descriptor limit (a process may run many gates).
+The network thread never waits for a store write:
 acknowledged rows are deleted by a small `mqtt-ack` thread (a long whitelist transaction holding the
 store's write lock cannot stall keepalives).
 Each connection uses a fresh paho client, so nothing of paho's in-memory queue outlives a
@@ -58,6 +58,7 @@ CONNECT_WITHIN_S = 60.0  # a TCP/TLS connect that takes longer than this is a ha
 STOP_ACK_TIMEOUT_S = 2.0
 INTAKE_QUEUE = 256
 MAX_UNFLUSHED = 20_000  # PUBACKed rows awaiting deletion before the drainer pauses (store stalled)
+MAX_FRESH = 5_000  # committed rows handed over but not yet taken; beyond it (or offline) the table is read
 
 
 class WhitelistHandler(Protocol):
@@ -172,8 +173,10 @@ class MqttSync:
         self._wake()
 
     def _committed(self, rows: list[OutboxRow]) -> None:
-        """The store committed these outbox rows (on the writing thread): queue them and wake the drainer."""
-        self._fresh.extend(rows)
+        """The store committed these outbox rows (on the writing thread): queue them and wake the drainer.
+        While offline (or when the drainer is far behind) they are not kept: the drainer reads the table."""
+        if self._connected.is_set() and len(self._fresh) < MAX_FRESH:
+            self._fresh.extend(rows)
         self.notify()
 
     def _wake(self) -> None:
@@ -364,6 +367,7 @@ class MqttSync:
         self._queued.clear()
         self._cursor = 0
         self._known = None
+        self._fresh.clear()
         self._flush_acks(force=True)
         with self._lock:
             self._stats["connected_since"] = None

@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sync_helpers import COMMUNITY, GATE, Subscriber, wait_until
@@ -138,3 +139,30 @@ def test_an_idle_gate_sleeps_between_keepalives(monkeypatch: pytest.MonkeyPatch,
         wait_until(lambda: store.outbox_depth() == 0 and s.health()["acked"] >= 1, 2, f"{eid} to be sent")
     finally:
         s.stop()
+
+
+def test_rows_committed_while_offline_are_not_held_in_memory(tmp_path: Path, store: Store) -> None:
+    """A long outage must not grow the hand-over queue: offline, the rows stay only in the table."""
+    broker = Mosquitto(tmp_path / "broker")
+    broker.start()
+    cfg = MqttConfig.model_validate({"enabled": True, "url": broker.url, "reconnect_min_s": 0.1,
+                                     "reconnect_max_s": 0.3, "keepalive_s": 10})
+    s = MqttSync(cfg, store, gate_id=GATE, community=COMMUNITY)
+    s.start()
+    try:
+        assert s.wait_connected(10)
+        broker.stop()
+        wait_until(lambda: not s.connected, 10, "the gate to notice the broker is gone")
+        ids = [store.record_event(event(n)) for n in range(300)]
+        assert len(s._fresh) == 0 and store.outbox_depth() == 300
+        broker.start()
+        sub = Subscriber(broker.port, [TOPICS.events])
+        try:
+            wait_until(lambda: store.outbox_depth() == 0, 20, "the backlog to drain")
+            wait_until(lambda: {json.loads(p)["event_id"] for p in sub.on(TOPICS.events)} >= set(ids), 10,
+                       "every event")
+        finally:
+            sub.close()
+    finally:
+        s.stop()
+        broker.stop()
