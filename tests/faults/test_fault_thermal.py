@@ -105,6 +105,10 @@ def test_thermal_sensor_fault(prepared: Path, tmp_path: Path, fault: str, policy
         if garbage is not None:
             garbage.stop()
             assert garbage.broken_frames > 50
+            # every broken frame written is refused; the last ones may still be on the line: wait for them
+            deadline = time.monotonic() + 5
+            while thermal.stats.checksum_failures - failures < garbage.broken_frames and time.monotonic() < deadline:
+                time.sleep(0.05)
             assert thermal.stats.checksum_failures - failures >= garbage.broken_frames
             assert live.gate.health_snapshot()["thermal"]["checksum_failures"] > failures  # type: ignore[index]
 
