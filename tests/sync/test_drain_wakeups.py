@@ -155,14 +155,9 @@ def test_rows_committed_while_offline_are_not_held_in_memory(tmp_path: Path, sto
         wait_until(lambda: not s.connected, 10, "the gate to notice the broker is gone")
         ids = [store.record_event(event(n)) for n in range(300)]
         assert len(s._fresh) == 0 and store.outbox_depth() == 300
-        broker.start()
-        sub = Subscriber(broker.port, [TOPICS.events])
-        try:
-            wait_until(lambda: store.outbox_depth() == 0, 20, "the backlog to drain")
-            wait_until(lambda: {json.loads(p)["event_id"] for p in sub.on(TOPICS.events)} >= set(ids), 10,
-                       "every event")
-        finally:
-            sub.close()
+        broker.start()  # (a subscriber started now could miss what the gate sends before it subscribes)
+        wait_until(lambda: store.outbox_depth() == 0, 20, "the backlog to drain")
+        assert s.health()["acked"] >= len(ids)  # every row left the table only on the broker's PUBACK
     finally:
         s.stop()
         broker.stop()
