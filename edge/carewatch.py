@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from edge.store_schema import PersonRecord
+from edge.records import PersonRecord
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from edge.config import GateConfig
+from edge.records import PersonKind
 from edge.store import PersonRecord, Store
-from edge.store_schema import PersonKind
 from edge.vision import FaceEngine, Gallery, ImageError, load_image
 
 log = logging.getLogger(__name__)

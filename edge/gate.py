@@ -30,9 +30,9 @@ from edge.enroll import store_path
 from edge.heap import release_free_heap
 from edge.lane import Lane, Outcome, Whitelist
 from edge.policy import manual_open_decision
+from edge.records import parse_ts
 from edge.store import AlarmRecord, EventRecord, Passage, Store
-from edge.store_schema import parse_ts
-from edge.store_writer import StoreWriter
+from edge.store.writer import StoreWriter
 from edge.vision import FaceEngine
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ class Backoff:
 class Gate:
     def __init__(self, cfg: GateConfig, on_outcome: Callable[[Outcome], None] | None = None) -> None:
         self.cfg = cfg
-        self.policy = cfg.policy.model_copy(update={"gate_id": cfg.gate.id})
+        self.policy = cfg.policy
         self.stop_event = threading.Event()
         self.store = Store.open(store_path(cfg), snapshots=cfg.store.snapshots)
         self.writer = StoreWriter(self.store)
@@ -93,7 +93,7 @@ class Gate:
         self._listeners_lock = threading.Lock()
         self.lane = Lane(cfg.lane, self.policy, cfg.temperature, self.engine,
                          Whitelist.load(self.store, self.engine.model_id), self.thermal, self.relay, self.writer,
-                         self._outcome)
+                         self._outcome, gate_id=cfg.gate.id)
         self._reload_passages()
         release_free_heap()  # what loading the models and the whitelist freed goes back to the OS
         self.sync: MqttSync | None = self._make_sync() if cfg.mqtt.enabled else None

@@ -19,41 +19,21 @@ from datetime import UTC, datetime, timedelta
 
 import cv2
 import numpy as np
-from pydantic import Field
 
 from drivers.relay import InputEvent, Relay, RelayError
 from drivers.thermal import Reading, ThermalSensor
 from edge.camera import Frame
-from edge.config_base import Section
-from edge.policy import Decision, Identity, PolicyConfig, TemperatureInput, decide
+from edge.config.lane import LaneConfig
+from edge.config.policy import PolicyConfig
+from edge.config.temperature import TemperatureConfig
+from edge.policy import Decision, Identity, TemperatureInput, decide
 from edge.store import AlarmRecord, EventRecord, Passage, PersonRecord, Store
-from edge.store_writer import StoreWriter
-from edge.temperature import TemperatureConfig, TemperatureEstimate, check_liveness, estimate_array, estimate_spot
+from edge.store.writer import StoreWriter
+from edge.temperature import TemperatureEstimate, check_liveness, estimate_array, estimate_spot
 from edge.vision import FaceEngine, Gallery
 from edge.vision.tracker import Track, Tracker, Vote
 
 log = logging.getLogger(__name__)
-
-
-class LaneConfig(Section):
-    detect_every: int = Field(1, ge=1, le=10, description="Run the detector on every Nth frame.")
-    recognise_every: int = Field(10, ge=1, le=1000, description="Re-verify a named track every N frames.")
-    votes_k: int = Field(2, ge=1, le=10, description="Recognitions that must agree before a face is named.")
-    votes_n: int = Field(3, ge=1, le=20, description="... out of this many recent recognitions.")
-    stranger_votes: int = Field(3, ge=1, le=20, description="Usable recognitions that named nobody before a "
-                                "face is declared a stranger.")
-    region: tuple[float, float, float, float] = Field((0.0, 0.0, 1.0, 1.0), description="Where the person "
-                                                      "nearest the gate stands: x, y, w, h as fractions of the frame.")
-    relay_pulse_ms: int = Field(800, ge=50, le=30000, description="How long the turnstile relay is closed.")
-    temperature_wait_s: float = Field(1.5, ge=0, le=30, description="How long a named person may wait for a "
-                                      "valid temperature (e.g. still too far away) before the sensor-fault "
-                                      "policy decides.")
-    pass_timeout_s: float = Field(8.0, gt=0, le=120, description="A grant with no PASS input within this long "
-                                  "is recorded as 'granted, not passed' (relays with a PASS input only).")
-    door_forced_alarm: bool = Field(True, description="Raise door_forced when the door sensor opens with no "
-                                    "grant in the last pass_timeout_s (relays with a door input only).")
-    door_held_s: float = Field(30.0, ge=0, le=3600, description="Raise door_held when the door sensor stays "
-                               "open longer than this; 0 turns it off (relays with a door input only).")
 
 
 @dataclass(frozen=True)
@@ -104,8 +84,8 @@ class _TrackState:
 class Lane:
     def __init__(self, cfg: LaneConfig, policy: PolicyConfig, temperature: TemperatureConfig, engine: FaceEngine,
                  whitelist: Whitelist, thermal: ThermalSensor | None, relay: Relay | None, writer: StoreWriter,
-                 on_outcome: Callable[[Outcome], None] | None = None) -> None:
-        self.cfg, self.policy, self.temp_cfg = cfg, policy, temperature
+                 on_outcome: Callable[[Outcome], None] | None = None, *, gate_id: str) -> None:
+        self.cfg, self.policy, self.temp_cfg, self.gate_id = cfg, policy, temperature, gate_id
         self.engine, self.thermal, self.relay, self.writer = engine, thermal, relay, writer
         self.whitelist = whitelist
         self.on_outcome = on_outcome
@@ -251,7 +231,7 @@ class Lane:
         with self._lock:
             passages = list(self._passages.get(person_id or "", []))
         person = self.whitelist.persons.get(person_id) if person_id else None
-        decision = decide(self.policy, identity=identity, person=person, temperature=temp,
+        decision = decide(self.policy, gate_id=self.gate_id, identity=identity, person=person, temperature=temp,
                           liveness=sample.liveness, now=now, passages=passages,
                           last_stranger_alarm=state.last_stranger_alarm)
         if decision.outcome == "recheck":  # a first high reading: decide on the next, newer one
@@ -287,7 +267,7 @@ class Lane:
              person: PersonRecord | None, estimate: TemperatureEstimate | None, now: datetime) -> Outcome:
         track.decided = True
         alarms = [AlarmRecord(ts=now, kind=a.kind, severity=a.severity, message=a.message, details=a.params,
-                              gate_id=self.policy.gate_id, person_id=identity.person_id) for a in decision.alarms]
+                              gate_id=self.gate_id, person_id=identity.person_id) for a in decision.alarms]
         latency_ms = None
         if decision.outcome == "grant" and self.relay is not None:
             try:
@@ -295,7 +275,7 @@ class Lane:
             except RelayError as exc:
                 log.error("relay pulse failed: %s", exc)
                 alarms.append(AlarmRecord(ts=now, kind="relay_fault", severity="high", message=str(exc),
-                                          gate_id=self.policy.gate_id, person_id=identity.person_id))
+                                          gate_id=self.gate_id, person_id=identity.person_id))
         if state.first_usable_t is not None:
             latency_ms = (time.monotonic() - state.first_usable_t) * 1000.0
         if any(a.kind == "stranger" for a in decision.alarms):
@@ -304,7 +284,7 @@ class Lane:
                   "window": identity.window, "track_id": track.id,
                   "latency_ms": None if latency_ms is None else round(latency_ms, 1),
                   "face_px": round(track.det.bbox[2], 1)}
-        event = EventRecord(ts=now, gate_id=self.policy.gate_id, direction=self.policy.direction,
+        event = EventRecord(ts=now, gate_id=self.gate_id, direction=self.policy.direction,
                             decision="grant" if decision.outcome == "grant" else "deny",
                             person_id=identity.person_id, reasons=tuple(_reason_dict(r) for r in decision.reasons),
                             alarms=tuple(a.to_dict() for a in alarms), temperature=_temperature_dict(estimate),
@@ -316,7 +296,7 @@ class Lane:
             if crop is not None:
                 self.writer.submit(self.writer.store.add_snapshot, event.event_id, crop)
         if event.decision == "grant" and identity.person_id is not None:
-            self.note_passage(Passage(identity.person_id, now, self.policy.gate_id, self.policy.direction))
+            self.note_passage(Passage(identity.person_id, now, self.gate_id, self.policy.direction))
             self.count_use(identity.person_id)  # max_uses holds from the next face on, not from the next reload
             self.expect_passage(event)
         self.decisions += 1
@@ -352,9 +332,9 @@ class Lane:
                     self._awaiting_pass.remove(waiting[0])
                     continue
             alarms.append(AlarmRecord(ts=now_utc, kind="passage_without_grant", severity="high",
-                                      message=f"passage without a grant at {self.policy.gate_id} "
+                                      message=f"passage without a grant at {self.gate_id} "
                                       "(tailgating or forced entry)",
-                                      gate_id=self.policy.gate_id))
+                                      gate_id=self.gate_id))
         return alarms
 
     def _door_event(self, ev: InputEvent, now_utc: datetime) -> AlarmRecord | None:
@@ -369,8 +349,8 @@ class Lane:
         if granted or (self.relay is not None and self.relay.state) or not self.cfg.door_forced_alarm:
             return None
         return AlarmRecord(ts=now_utc, kind="door_forced", severity="high",
-                           message=f"door opened without a grant at {self.policy.gate_id}",
-                           gate_id=self.policy.gate_id)
+                           message=f"door opened without a grant at {self.gate_id}",
+                           gate_id=self.gate_id)
 
     def door_held(self) -> list[AlarmRecord]:
         """The door sensor active longer than door_held_s: one alarm per opening."""
@@ -383,8 +363,8 @@ class Lane:
                 return []
             self._door_held_alarmed = True
         return [AlarmRecord(ts=datetime.now(UTC), kind="door_held", severity="warning",
-                            message=f"door held open for over {self.cfg.door_held_s:g} s at {self.policy.gate_id}",
-                            gate_id=self.policy.gate_id, details={"open_s": round(open_s, 1)})]
+                            message=f"door held open for over {self.cfg.door_held_s:g} s at {self.gate_id}",
+                            gate_id=self.gate_id, details={"open_s": round(open_s, 1)})]
 
     def expired_grants(self, has_pass_input: bool) -> list[AlarmRecord]:
         """Grants nobody passed through within the timeout ('granted, not passed')."""
@@ -398,7 +378,7 @@ class Lane:
             self._awaiting_pass = [g for g in self._awaiting_pass if g not in expired]
         return [AlarmRecord(ts=datetime.now(UTC), kind="granted_not_passed", severity="info",
                             message=f"{ev.person_id or 'manual open'} was let in but did not pass",
-                            gate_id=self.policy.gate_id, person_id=ev.person_id, details={"event_id": ev.event_id})
+                            gate_id=self.gate_id, person_id=ev.person_id, details={"event_id": ev.event_id})
                 for _, ev in expired]
 
 

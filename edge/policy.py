@@ -12,50 +12,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from edge.store_schema import Passage, PersonRecord, ts_text
+from edge.config.policy import PolicyConfig
+from edge.records import Passage, PersonRecord, ts_text
 
 Outcome = Literal["grant", "deny", "recheck"]
 Effect = Literal["deny", "recheck", "allow"]
 Severity = Literal["info", "warning", "high", "critical"]
-
-
-class PolicyConfig(BaseModel):
-    """The access rules of one gate (one camera looking in one direction)."""
-
-    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
-
-    gate_id: str = Field("gate-1", description="This gate's id, matched against a person's allowed gates.")
-    direction: Literal["in", "out"] = Field("in", description="Which way a person this camera sees is going.")
-    timezone: str = Field("UTC", description="IANA time zone of the gate (e.g. Europe/Prague); weekly "
-                          "schedules are in this local time.")
-    temperature_screening: bool = Field(True, description="Screen body temperature; when on, a missing or "
-                                        "faulty reading is handled by sensor_fault_policy.")
-    fever_c: float = Field(37.3, ge=35, le=42, description="Body temperature from which entry is refused.")
-    require_confirmation: bool = Field(True, description="Refuse for fever only after a second reading "
-                                       "agreed; a first high reading asks for a re-check instead.")
-    max_temperature_age_s: float = Field(3.0, gt=0, le=600, description="Older readings are stale and "
-                                         "handled like a sensor fault.")
-    sensor_fault_policy: Literal["deny", "allow_and_alarm"] = Field(
-        "deny", description="A sensor fault, missing or stale reading: deny, or allow and raise an alarm.")
-    anti_passback_s: float = Field(60.0, ge=0, le=86400, description="Refuse a person who passed in the same "
-                                   "direction (at any gate) less than this long ago; 0 turns it off.")
-    require_liveness: bool = Field(False, description="Refuse faces the liveness check did not find live "
-                                   "(needs a thermal array); an unavailable check counts as a sensor fault.")
-    stranger_alarm_every_s: float = Field(30.0, ge=0, le=86400, description="A track of an unknown face "
-                                          "raises the stranger alarm at most this often.")
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a directory, a name too long
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
 
 
 @dataclass(frozen=True)
@@ -133,10 +97,10 @@ def _num(x: object) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def decide(cfg: PolicyConfig, *, identity: Identity, person: PersonRecord | None,
+def decide(cfg: PolicyConfig, *, gate_id: str, identity: Identity, person: PersonRecord | None,
            temperature: TemperatureInput | None, liveness: bool | None, now: datetime,
            passages: Iterable[Passage] = (), last_stranger_alarm: datetime | None = None) -> Decision:
-    """Decide one face at this gate. `passages`: the person's recent passages at any gate;
+    """Decide one face at gate `gate_id`. `passages`: the person's recent passages at any gate;
     `last_stranger_alarm`: when this track last raised the stranger alarm."""
     if not _aware(now):
         return _finish([Reason("invalid_input", "deny", {"what": "now must be timezone-aware"})], [])
@@ -151,35 +115,35 @@ def decide(cfg: PolicyConfig, *, identity: Identity, person: PersonRecord | None
         deny(Reason("unknown_face", "deny", scores))
         last = last_stranger_alarm if _aware(last_stranger_alarm) else None
         if last is None or (now - last).total_seconds() >= cfg.stranger_alarm_every_s:
-            alarms.append(Alarm("stranger", "warning", f"unknown face at {cfg.gate_id}", scores))
+            alarms.append(Alarm("stranger", "warning", f"unknown face at {gate_id}", scores))
     elif person is None:
         deny(Reason("not_enrolled", "deny", {"person_id": identity.person_id}))
     elif person.id != identity.person_id:
         deny(Reason("invalid_input", "deny", {"what": "person record does not match the identity"}))
     else:
-        _person_rules(cfg, person, now, passages, reasons, alarms)
+        _person_rules(cfg, gate_id, person, now, passages, reasons, alarms)
 
     if cfg.require_liveness:
         if liveness is False:
             deny(Reason("spoof_suspected", "deny"))
-            alarms.append(Alarm("spoof", "high", f"face at {cfg.gate_id} is not live (photo or screen?)",
+            alarms.append(Alarm("spoof", "high", f"face at {gate_id} is not live (photo or screen?)",
                                 {**scores, "person_id": identity.person_id}))
         elif liveness is None:
-            _fault(cfg, "liveness_unavailable", {}, reasons, alarms)
+            _fault(cfg, gate_id, "liveness_unavailable", {}, reasons, alarms)
 
     if cfg.temperature_screening:
-        _temperature_rules(cfg, temperature, identity.person_id, reasons, alarms)
+        _temperature_rules(cfg, gate_id, temperature, identity.person_id, reasons, alarms)
     return _finish(reasons, alarms)
 
 
-def _person_rules(cfg: PolicyConfig, p: PersonRecord, now: datetime, passages: Iterable[Passage],
+def _person_rules(cfg: PolicyConfig, gate_id: str, p: PersonRecord, now: datetime, passages: Iterable[Passage],
                   reasons: list[Reason], alarms: list[Alarm]) -> None:
     deny = reasons.append
     if p.status == "suspended":
         deny(Reason("suspended", "deny", {"person_id": p.id}))
     elif p.status == "blocked":
         deny(Reason("blocked", "deny", {"person_id": p.id}))
-        alarms.append(Alarm("blocked_person", "high", f"blocked person {p.name} ({p.id}) at {cfg.gate_id}",
+        alarms.append(Alarm("blocked_person", "high", f"blocked person {p.name} ({p.id}) at {gate_id}",
                             {"person_id": p.id, "unit": p.unit}))
     elif p.status != "active":
         deny(Reason("invalid_input", "deny", {"what": f"unknown status {p.status!r}"}))
@@ -189,8 +153,8 @@ def _person_rules(cfg: PolicyConfig, p: PersonRecord, now: datetime, passages: I
         deny(Reason("expired", "deny", {"valid_until": ts_text(p.valid_until)}))
     if p.max_uses is not None and p.uses >= p.max_uses:
         deny(Reason("uses_exhausted", "deny", {"uses": p.uses, "max_uses": p.max_uses}))
-    if p.allowed_gates and cfg.gate_id not in p.allowed_gates:
-        deny(Reason("gate_not_allowed", "deny", {"gate_id": cfg.gate_id, "allowed": list(p.allowed_gates)}))
+    if p.allowed_gates and gate_id not in p.allowed_gates:
+        deny(Reason("gate_not_allowed", "deny", {"gate_id": gate_id, "allowed": list(p.allowed_gates)}))
     if p.directions and cfg.direction not in p.directions:
         deny(Reason("direction_not_allowed", "deny", {"direction": cfg.direction,
                                                       "allowed": list(p.directions)}))
@@ -211,29 +175,29 @@ def _person_rules(cfg: PolicyConfig, p: PersonRecord, now: datetime, passages: I
                                                   "window_s": cfg.anti_passback_s}))
 
 
-def _fault(cfg: PolicyConfig, code: str, params: Mapping[str, Any], reasons: list[Reason],
+def _fault(cfg: PolicyConfig, gate_id: str, code: str, params: Mapping[str, Any], reasons: list[Reason],
            alarms: list[Alarm]) -> None:
     effect: Effect = "deny" if cfg.sensor_fault_policy == "deny" else "allow"
     reasons.append(Reason(code, effect, {**params, "policy": cfg.sensor_fault_policy}))
-    alarms.append(Alarm("sensor_fault", "warning", f"{code.replace('_', ' ')} at {cfg.gate_id}",
+    alarms.append(Alarm("sensor_fault", "warning", f"{code.replace('_', ' ')} at {gate_id}",
                         {**params, "code": code}))
 
 
-def _temperature_rules(cfg: PolicyConfig, t: TemperatureInput | None, person_id: str | None,
+def _temperature_rules(cfg: PolicyConfig, gate_id: str, t: TemperatureInput | None, person_id: str | None,
                        reasons: list[Reason], alarms: list[Alarm]) -> None:
     if t is None:
-        _fault(cfg, "sensor_fault", {"fault": "no_reading"}, reasons, alarms)
+        _fault(cfg, gate_id, "sensor_fault", {"fault": "no_reading"}, reasons, alarms)
         return
     if t.fault is not None:
-        _fault(cfg, "sensor_fault", {"fault": str(t.fault)}, reasons, alarms)
+        _fault(cfg, gate_id, "sensor_fault", {"fault": str(t.fault)}, reasons, alarms)
         return
     if t.value_c is None or not _num(t.value_c):
-        _fault(cfg, "sensor_fault", {"fault": "no_value" if t.value_c is None else "invalid_value"},
+        _fault(cfg, gate_id, "sensor_fault", {"fault": "no_value" if t.value_c is None else "invalid_value"},
                reasons, alarms)
         return
     if not _num(t.age_s) or t.age_s < 0 or t.age_s > cfg.max_temperature_age_s:
         age = t.age_s if _num(t.age_s) else None
-        _fault(cfg, "stale_temperature", {"age_s": age, "max_age_s": cfg.max_temperature_age_s},
+        _fault(cfg, gate_id, "stale_temperature", {"age_s": age, "max_age_s": cfg.max_temperature_age_s},
                reasons, alarms)
         return
     value = round(float(t.value_c), 2)
@@ -241,7 +205,7 @@ def _temperature_rules(cfg: PolicyConfig, t: TemperatureInput | None, person_id:
         params = {"value_c": value, "fever_c": cfg.fever_c, "confirmed": bool(t.confirmed)}
         if t.confirmed or not cfg.require_confirmation:
             reasons.append(Reason("fever", "deny", params))
-            alarms.append(Alarm("fever", "high", f"fever {value} C at {cfg.gate_id}",
+            alarms.append(Alarm("fever", "high", f"fever {value} C at {gate_id}",
                                 {**params, "person_id": person_id}))
         else:
             reasons.append(Reason("fever_unconfirmed", "recheck", params))

@@ -127,7 +127,7 @@ def bench_pipeline(rounds: int = 2) -> list[str]:
     from edge.demo_scene import prepare_demo
     from edge.lane import Lane, Whitelist
     from edge.store import Store
-    from edge.store_writer import StoreWriter
+    from edge.store.writer import StoreWriter
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -156,8 +156,8 @@ def bench_pipeline(rounds: int = 2) -> list[str]:
         theirs: list[float] = []
         decisions = 0
         for _ in range(rounds):
-            lane = Lane(cfg.lane, cfg.policy.model_copy(update={"gate_id": "bench"}), cfg.temperature, engine,
-                        whitelist, None, None, writer)
+            lane = Lane(cfg.lane, cfg.policy, cfg.temperature, engine,
+                        whitelist, None, None, writer, gate_id="bench")
             for i, image in enumerate(frames):
                 t0 = time.perf_counter()
                 decisions += len(lane.process(Frame(image=image, seq=i, t=time.monotonic())))
@@ -374,8 +374,8 @@ def bench_decision(seconds: float = 30.0, fps: float = 25.0) -> list[str]:
 def bench_drain(n: int = 100_000, max_inflight: int = 20) -> list[str]:
     """The gate's outbox drainer (SQLite -> QoS 1 -> PUBACK -> delete) vs a bare paho QoS 1 publish loop
     with the same in-flight window, to the same local Mosquitto, one after the other in one run."""
-    from edge.sync.bench import Mosquitto
-    from edge.sync.bench import bench_drain as drain_backlog
+    from edge.tools.broker import Mosquitto
+    from edge.tools.broker import bench_drain as drain_backlog
 
     ours = drain_backlog(n, max_inflight=max_inflight)
     with tempfile.TemporaryDirectory() as tmp, Mosquitto(Path(tmp)) as broker:
@@ -431,10 +431,10 @@ def bench_snapshot(sizes: tuple[int, ...] = (10_000, 100_000)) -> list[str]:
     chunk's signature, apply in one transaction, then the gallery reload the gate does after it."""
     import base64
 
+    from edge.admin.push import build_push
     from edge.enroll import load_gallery
+    from edge.protocol.signing import AdminKey
     from edge.store import Store
-    from edge.sync.admin import build_push
-    from edge.sync.signing import AdminKey
     from edge.sync.whitelist import WhitelistApplier
 
     key = AdminKey.generate()

@@ -50,19 +50,19 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from edge.admin.push import AdminClient, build_push
+from edge.config.mqtt import MqttConfig
+from edge.config.vision import VisionSection
 from edge.lane import Whitelist
 from edge.models import load_manifest
+from edge.protocol.messages import PersonEntry
+from edge.protocol.signing import AdminKey, public_key_text
+from edge.records import parse_ts
 from edge.store import EventRecord, Passage, Store
-from edge.store_schema import parse_ts
-from edge.store_writer import StoreWriter
-from edge.sync.admin import AdminClient, build_push
-from edge.sync.bench import Mosquitto
-from edge.sync.config import MqttConfig
-from edge.sync.messages import PersonEntry
+from edge.store.writer import StoreWriter
 from edge.sync.mqtt import MqttSync
-from edge.sync.signing import AdminKey, public_key_text
 from edge.sync.whitelist import WhitelistApplier
-from edge.vision.config import VisionSection
+from edge.tools.broker import Mosquitto
 
 log = logging.getLogger("fleet")
 JsonDict = dict[str, Any]

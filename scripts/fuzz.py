@@ -55,8 +55,8 @@ def _target(name: str) -> Callable[[bytes], None]:
     if name in ("push", "push-signed"):
         import json
 
-        from edge.sync.messages import RejectedPush, parse_push
-        from edge.sync.signing import AdminKey
+        from edge.protocol.messages import RejectedPush, parse_push
+        from edge.protocol.signing import AdminKey
 
         key = AdminKey.generate()
         trusted = [key.public]
@@ -80,7 +80,7 @@ def _target(name: str) -> Callable[[bytes], None]:
     if name == "peer-event":
         from pydantic import ValidationError
 
-        from edge.sync.topics import EventMessage
+        from edge.protocol.topics import EventMessage
 
         def peer(data: bytes) -> None:
             try:

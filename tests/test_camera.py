@@ -11,7 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.camera import Camera, CameraConfig, Frame, LatestFrame
+from edge.camera import Camera, Frame, LatestFrame
+from edge.config.camera import CameraConfig
 
 
 def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> bool:

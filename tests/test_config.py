@@ -146,3 +146,12 @@ def test_cli_config_check_and_show(tmp_path: Path, capsys: pytest.CaptureFixture
     shown = json.loads(capsys.readouterr().out.split("\n", 1)[1])
     assert shown["gate"]["id"] == "east-1"
     assert shown["vision"]["detector"]["type"] == "yunet"
+
+
+def test_policy_gate_id_is_refused_with_the_place_of_the_gate_id(tmp_path: Path) -> None:
+    """[policy] gate_id used to be overwritten silently by [gate] id; now it is an error that says where."""
+    f = tmp_path / "gate.toml"
+    f.write_text('version = 1\n[gate]\nid = "north"\n[policy]\ngate_id = "south"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(f)
+    assert any("line 4" in p and "[gate] id" in p for p in err.value.problems), err.value.problems

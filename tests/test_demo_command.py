@@ -91,8 +91,8 @@ def test_run_demo_script_with_mqtt_publishes_to_the_broker(tmp_path: Path) -> No
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    from edge.sync.bench import Mosquitto
-    from edge.sync.signing import AdminKey, public_key_text
+    from edge.protocol.signing import AdminKey, public_key_text
+    from edge.tools.broker import Mosquitto
 
     demo = (ROOT / "config" / "demo.toml").read_text()
     demo = demo.replace('"../.demo/data"', f'"{tmp_path / "data"}"').replace('"../.demo/scene"',

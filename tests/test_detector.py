@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.config.vision import DetectorConfig, RuntimeConfig
 from edge.vision import load_image
-from edge.vision.config import DetectorConfig, RuntimeConfig
 from edge.vision.detector import YuNetDetector
 
 MODEL = Path(__file__).resolve().parent.parent / "models" / "face_detection_yunet_2023mar.onnx"

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import onnx
 
+from edge.config.vision import EmbedderConfig, RuntimeConfig
 from edge.vision import load_image
-from edge.vision.config import EmbedderConfig, RuntimeConfig
 from edge.vision.embedder import OnnxEmbedder
 from edge.vision.graph import prepare_model
 
@@ -74,9 +74,9 @@ def test_an_operator_arcface_style_model_is_loaded_by_config(tmp_path: Path, t1_
     in the config with its sha256: a small one made here, as the real packs may not be shipped."""
     from onnx import TensorProto, helper, numpy_helper
 
+    from edge.config.vision import VisionSection
     from edge.models import sha256_file
     from edge.vision import FaceEngine
-    from edge.vision.config import VisionSection
 
     rng = np.random.default_rng(7)
     w = rng.standard_normal((3 * 4 * 4, 512)).astype(np.float32)

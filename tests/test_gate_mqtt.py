@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from edge.admin.push import AdminClient
 from edge.config import load_config
 from edge.demo_scene import STRANGERS, prepare_demo
 from edge.gate import Gate
 from edge.lane import Outcome
 from edge.models import DEFAULT_SAMPLES_DIR
-from edge.sync.admin import AdminClient
-from edge.sync.bench import Mosquitto
+from edge.tools.broker import Mosquitto
 
 REPO = Path(__file__).resolve().parent.parent
 

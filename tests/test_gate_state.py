@@ -14,8 +14,8 @@ from gate_helpers import camera_of, codes, demo_root, gate_config, run_until
 from edge.config import load_config
 from edge.gate import Gate
 from edge.lane import Outcome
+from edge.records import ts_text
 from edge.store import Passage, PersonRecord, Store
-from edge.store_schema import ts_text
 
 
 @pytest.fixture(scope="module")

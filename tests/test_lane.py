@@ -16,14 +16,15 @@ import pytest
 
 from edge.camera import Frame
 from edge.config import load_config
+from edge.config.lane import LaneConfig
+from edge.config.policy import PolicyConfig
+from edge.config.temperature import TemperatureConfig
 from edge.demo_scene import HANKS, STRANGERS
 from edge.enroll import enroll_images, store_path
-from edge.lane import Lane, LaneConfig, Outcome, Whitelist
+from edge.lane import Lane, Outcome, Whitelist
 from edge.models import fetch_samples, load_manifest
-from edge.policy import PolicyConfig
 from edge.store import Store
-from edge.store_writer import StoreWriter
-from edge.temperature import TemperatureConfig
+from edge.store.writer import StoreWriter
 from edge.vision import FaceEngine
 from edge.vision.image import Image, load_image
 
@@ -80,9 +81,10 @@ def lane_factory(setup: Setup) -> Iterator[MakeLane]:
         writer = StoreWriter(store)
         writers.append(writer)
         outcomes: list[Outcome] = []
-        policy = PolicyConfig(gate_id="lane-test", temperature_screening=False, anti_passback_s=0)
+        policy = PolicyConfig(temperature_screening=False, anti_passback_s=0)
         made = Lane(LaneConfig.model_validate(lane), policy, TemperatureConfig(), setup.engine,
-                    Whitelist.load(store, setup.engine.model_id), None, None, writer, outcomes.append)
+                    Whitelist.load(store, setup.engine.model_id), None, None, writer, outcomes.append,
+                    gate_id="lane-test")
         return made, outcomes
 
     yield make

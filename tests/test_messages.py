@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.sync.messages import DELTA_SCHEMA, SNAPSHOT_SCHEMA, RejectedPush, parse_push
-from edge.sync.signing import AdminKey, canonical_json, parse_public_key, public_key_text
+from edge.protocol.messages import DELTA_SCHEMA, SNAPSHOT_SCHEMA, RejectedPush, parse_push
+from edge.protocol.signing import AdminKey, canonical_json, parse_public_key, public_key_text
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

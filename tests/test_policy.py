@@ -19,10 +19,11 @@ from edge.policy import (
     decide,
     manual_open_decision,
 )
-from edge.store_schema import Passage, PersonRecord
+from edge.records import Passage, PersonRecord
 
 NOW = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)  # Monday 10:00 in Prague
-CFG = PolicyConfig(gate_id="north", direction="in", timezone="Europe/Prague")
+CFG = PolicyConfig(direction="in", timezone="Europe/Prague")
+GATE = "north"
 ANN = PersonRecord(id="ann", name="Ann", unit="A1", updated_at=NOW - timedelta(days=30))
 KNOWN = Identity("ann", score=0.71, margin=0.3, votes=3, window=5, track_id=7)
 UNKNOWN = Identity(None, score=0.2, margin=0.01, votes=0, window=5, track_id=8)
@@ -32,8 +33,8 @@ NORMAL = TemperatureInput(36.6, age_s=0.4, confirmed=True)
 def run(cfg: PolicyConfig = CFG, identity: Identity = KNOWN, person: PersonRecord | None = ANN,
         temperature: TemperatureInput | None = NORMAL, liveness: bool | None = True, now: datetime = NOW,
         passages: tuple[Passage, ...] = (), last_stranger_alarm: datetime | None = None) -> Decision:
-    return decide(cfg, identity=identity, person=person, temperature=temperature, liveness=liveness, now=now,
-                  passages=passages, last_stranger_alarm=last_stranger_alarm)
+    return decide(cfg, gate_id=GATE, identity=identity, person=person, temperature=temperature, liveness=liveness,
+                  now=now, passages=passages, last_stranger_alarm=last_stranger_alarm)
 
 
 def test_active_resident_with_normal_temperature_is_granted() -> None:
@@ -236,8 +237,7 @@ persons = st.builds(
     directions=st.sampled_from([(), ("in",), ("out",)]))
 configs = st.builds(
     PolicyConfig, sensor_fault_policy=st.sampled_from(["deny", "allow_and_alarm"]),
-    require_confirmation=st.booleans(), require_liveness=st.booleans(), temperature_screening=st.booleans(),
-    gate_id=st.just("north"))
+    require_confirmation=st.booleans(), require_liveness=st.booleans(), temperature_screening=st.booleans())
 scores = st.floats(allow_nan=True, allow_infinity=True)
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.config.vision import QualityConfig
 from edge.vision import load_image
-from edge.vision.config import QualityConfig
 from edge.vision.face import Detection
 from edge.vision.quality import assess, pose
 

@@ -34,8 +34,8 @@ from edge.store import (
     StoreWriteError,
     WeeklySchedule,
 )
-from edge.store_migrations import MIGRATIONS, migrate, schema_version
-from edge.store_writer import StoreWriter
+from edge.store.migrations import MIGRATIONS, migrate, schema_version
+from edge.store.writer import StoreWriter
 
 T0 = datetime(2025, 3, 3, 8, 0, tzinfo=UTC)  # a Monday
 REPO = Path(__file__).resolve().parents[1]
@@ -673,7 +673,7 @@ KILL_CHILD = textwrap.dedent("""
     from datetime import UTC, datetime
     from pathlib import Path
     from edge.store import AlarmRecord, EventRecord, Store
-    from edge.store_writer import StoreWriter
+    from edge.store.writer import StoreWriter
     writer = StoreWriter(Store.open(Path(sys.argv[1])))
     i = 0
     while True:

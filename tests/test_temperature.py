@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from drivers.thermal.sim import Scene, eye_geometry, render_frame
-from edge.policy import PolicyConfig
+from edge.config.policy import PolicyConfig
 from edge.temperature import (
     TemperatureConfig,
     ambient_correction,

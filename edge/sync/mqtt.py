@@ -41,9 +41,9 @@ from pydantic import ValidationError
 
 from drivers.heartbeat import DEFAULT_WITHIN_S, Heartbeat
 from edge import __version__
+from edge.config.mqtt import MqttConfig
+from edge.protocol.topics import STATE_SCHEMA, EventMessage, Topics
 from edge.store import OutboxRow, Store, StoreError
-from edge.sync.config import MqttConfig
-from edge.sync.topics import STATE_SCHEMA, EventMessage, Topics
 
 log = logging.getLogger(__name__)
 JsonDict = dict[str, Any]

@@ -42,9 +42,9 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
+from edge.protocol.messages import Delta, PersonEntry, Push, RejectedPush, SnapshotChunk, parse_push
+from edge.protocol.topics import ACK_SCHEMA, WhitelistCurrent
 from edge.store import AlarmRecord, PersonRecord, Store, StoreError, WeeklySchedule
-from edge.sync.messages import Delta, PersonEntry, Push, RejectedPush, SnapshotChunk, parse_push
-from edge.sync.topics import ACK_SCHEMA, WhitelistCurrent
 from edge.vision.face import Face
 from edge.vision.image import Image, ImageError, decode_image
 

@@ -10,7 +10,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from edge.vision.config import DetectorConfig, RuntimeConfig
+from edge.config.vision import DetectorConfig, RuntimeConfig
 from edge.vision.face import Detection, FloatArray
 from edge.vision.graph import prepared_model
 from edge.vision.image import Image

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.vision.config import EmbedderConfig, RuntimeConfig
+from edge.config.vision import EmbedderConfig, RuntimeConfig
 from edge.vision.face import FloatArray
 from edge.vision.graph import prepared_model
 from edge.vision.image import Image

@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from edge.config.vision import VisionSection
 from edge.models import ModelError, check_model_file, load_manifest
 from edge.vision.align import align
-from edge.vision.config import VisionSection
 from edge.vision.detector import Detector, make_detector
 from edge.vision.embedder import OnnxEmbedder
 from edge.vision.face import Detection, Face, FloatArray, Quality

@@ -8,7 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from edge.vision.config import QualityConfig
+from edge.config.vision import QualityConfig
 from edge.vision.face import Detection, Quality
 from edge.vision.image import Image
 

@@ -7,7 +7,7 @@ import logging
 
 import onnxruntime as ort
 
-from edge.vision.config import RuntimeConfig
+from edge.config.vision import RuntimeConfig
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
 from drivers.relay import RelayError
-from edge.store_schema import PersonRecord, ts_text
+from edge.records import PersonRecord, ts_text
 from edge.web.app import WebState, require_session, web_state
 from edge.web.auth import Session, same_token
 from edge.web.views import alarm_view, event_view, health_view

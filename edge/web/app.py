@@ -21,9 +21,9 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from edge.store_schema import GuardRecord
+from edge.config.web import WebConfig
+from edge.records import GuardRecord
 from edge.web.auth import SESSION_COOKIE, LoginLimiter, Session, Sessions
-from edge.web.config import WebConfig
 from edge.web.i18n import LANG_COOKIE, Translator, pick_language
 from edge.web.live import Live
 from edge.web.metrics import GateMetrics

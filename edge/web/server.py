@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
-from edge.store_schema import AlarmRecord
+from edge.config.web import WebConfig
+from edge.records import AlarmRecord
 from edge.web.app import WebState, create_app
-from edge.web.config import WebConfig
 
 if TYPE_CHECKING:
     from edge.gate import Gate

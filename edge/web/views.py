@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime, tzinfo
 from typing import Any
 
-from edge.store_schema import parse_ts
+from edge.records import parse_ts
 from edge.web.i18n import Translator
 
 PARTS = ("camera", "thermal", "relay", "mqtt")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.backup import BackupError, backup, in_use, restore
 from edge.cli import main as gate_main
 from edge.store import EventRecord, Store
+from edge.store.backup import BackupError, backup, in_use, restore
 
 
 def _event(i: int) -> EventRecord:

@@ -196,7 +196,7 @@ def test_database_integrity(tmp_path: Path) -> None:
 
 
 def test_broker_with_credentials(password_broker: Broker, monkeypatch: pytest.MonkeyPatch) -> None:
-    from edge.sync.config import MqttConfig
+    from edge.config.mqtt import MqttConfig
 
     url = f"mqtt://127.0.0.1:{password_broker.port}"
     monkeypatch.setenv("EDGE_GATE_TEST_MQTT_PW", password_broker.password)
@@ -216,7 +216,7 @@ def test_broker_with_credentials(password_broker: Broker, monkeypatch: pytest.Mo
 
 
 def test_broker_down(password_broker: Broker) -> None:
-    from edge.sync.config import MqttConfig
+    from edge.config.mqtt import MqttConfig
 
     password_broker.proc.terminate()
     password_broker.proc.wait(5)

@@ -270,7 +270,7 @@ def test_two_lane_configs_fit_the_template_unit_side_by_side() -> None:
             assert f'SYMLINK+="{Path(str(device)).name}"' in rules, device  # udev names it
     a, b = lanes["entry"], lanes["exit"]
     assert {a.policy.direction, b.policy.direction} == {"in", "out"}
-    assert a.gate.id != b.gate.id and a.policy.gate_id != b.policy.gate_id and a.gate.community == b.gate.community
+    assert a.gate.id != b.gate.id and a.gate.community == b.gate.community
     assert a.web.port != b.web.port
     assert len({a.camera.source, a.thermal.port, a.relay.port,
                 b.camera.source, b.thermal.port, b.relay.port}) == 6

@@ -10,7 +10,7 @@ import pytest
 from gate_helpers import demo_root
 
 from edge.demo_scene import Visit
-from edge.sync.bench import Mosquitto
+from edge.tools.broker import Mosquitto
 
 
 @pytest.fixture(scope="session")

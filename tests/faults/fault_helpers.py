@@ -30,8 +30,8 @@ from sync_helpers import COMMUNITY, GATE, Subscriber, wait_until  # noqa: E402
 from edge.config import load_config  # noqa: E402
 from edge.gate import Gate  # noqa: E402
 from edge.lane import Outcome  # noqa: E402
+from edge.protocol.topics import Topics  # noqa: E402
 from edge.store import EventRecord, Store  # noqa: E402
-from edge.sync.topics import Topics  # noqa: E402
 
 TOPICS = Topics("edge-gate", COMMUNITY, GATE)
 

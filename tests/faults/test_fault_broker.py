@@ -22,7 +22,7 @@ from fault_helpers import (
     wait_until,
 )
 
-from edge.sync.bench import Mosquitto
+from edge.tools.broker import Mosquitto
 
 # 20 s in the suite; EDGE_GATE_OUTAGE_S=300 runs the same test with a five-minute outage (the "minutes")
 OUTAGE_S = float(os.environ.get("EDGE_GATE_OUTAGE_S", "20"))

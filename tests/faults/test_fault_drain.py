@@ -23,7 +23,7 @@ from fault_helpers import (
 )
 
 from edge.store import Store
-from edge.sync.bench import Mosquitto, fill_outbox
+from edge.tools.broker import Mosquitto, fill_outbox
 
 BACKLOG = 20_000  # about 4 s of drain at full speed on this machine
 

@@ -24,10 +24,10 @@ from fault_helpers import (
 )
 from sync_helpers import MODEL, b64, entry
 
+from edge.admin.push import AdminClient, build_push, push
+from edge.protocol.signing import AdminKey, public_key_text
 from edge.store import Store
-from edge.sync.admin import AdminClient, build_push, push
-from edge.sync.bench import Mosquitto
-from edge.sync.signing import AdminKey, public_key_text
+from edge.tools.broker import Mosquitto
 
 NEW_PERSONS = 20_000  # about 5 s of apply on this machine: a wide window for the kill
 VERSION = 7

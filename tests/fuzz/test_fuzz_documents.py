@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from sync_helpers import COMMUNITY, GATE, MODEL
 
+from edge.config.mqtt import MqttConfig
+from edge.protocol.topics import AlarmMessage, EventMessage, StateMessage, WhitelistAck, WhitelistCurrent
 from edge.store import AlarmRecord, EventRecord, Store
-from edge.sync.config import MqttConfig
 from edge.sync.mqtt import MqttSync
-from edge.sync.topics import AlarmMessage, EventMessage, StateMessage, WhitelistAck, WhitelistCurrent
 from edge.sync.whitelist import WhitelistApplier
 
 pytestmark = pytest.mark.fuzz

@@ -21,10 +21,10 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 from sync_helpers import COMMUNITY, GATE, MODEL, delta, dump_whitelist, entry, snapshot
 
+from edge.protocol.messages import DELTA_SCHEMA, SNAPSHOT_SCHEMA, RejectedPush, parse_push
+from edge.protocol.signing import SIGNATURE_FIELD, AdminKey, SignatureError, canonical_json, verify
+from edge.protocol.topics import WhitelistAck
 from edge.store import Store
-from edge.sync.messages import DELTA_SCHEMA, SNAPSHOT_SCHEMA, RejectedPush, parse_push
-from edge.sync.signing import SIGNATURE_FIELD, AdminKey, SignatureError, canonical_json, verify
-from edge.sync.topics import WhitelistAck
 from edge.sync.whitelist import WhitelistApplier
 
 pytestmark = pytest.mark.fuzz

@@ -31,13 +31,13 @@ from schemathesis.python.asgi import shutdown_lifespans
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 from web_helpers import add_guard, login
 
+from edge.config.mqtt import MqttConfig
+from edge.config.web import WebConfig
 from edge.gate import Gate
 from edge.store import Store
-from edge.sync.config import MqttConfig
 from edge.sync.mqtt import MqttSync
 from edge.web.app import create_app
 from edge.web.auth import SESSION_COOKIE
-from edge.web.config import WebConfig
 
 pytestmark = pytest.mark.fuzz
 EXAMPLES = 25  # per operation; every example is sent twice (anonymous and logged in)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from edge.store import Store
-from edge.sync.bench import Mosquitto
+from edge.tools.broker import Mosquitto
 
 
 @pytest.fixture

@@ -22,8 +22,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from edge.sync.messages import DELTA_SCHEMA, SNAPSHOT_SCHEMA
-from edge.sync.signing import AdminKey
+from edge.protocol.messages import DELTA_SCHEMA, SNAPSHOT_SCHEMA
+from edge.protocol.signing import AdminKey
 
 MODEL = "sface_2021dec"
 COMMUNITY = "sunny-gardens"

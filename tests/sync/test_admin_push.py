@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 from sync_helpers import COMMUNITY, GATE, MODEL, Subscriber, entry, wait_until
 
+from edge.admin.push import build_push, payload_version, read_person_file
+from edge.config.mqtt import MqttConfig
+from edge.protocol.messages import MAX_ENTRIES_PER_MESSAGE, MAX_PAYLOAD_BYTES, Delta, SnapshotChunk, parse_push
+from edge.protocol.signing import AdminKey
 from edge.store import Store
-from edge.sync.admin import build_push, payload_version, read_person_file
-from edge.sync.bench import Mosquitto
-from edge.sync.config import MqttConfig
-from edge.sync.messages import MAX_ENTRIES_PER_MESSAGE, MAX_PAYLOAD_BYTES, Delta, SnapshotChunk, parse_push
 from edge.sync.mqtt import MqttSync
-from edge.sync.signing import AdminKey
 from edge.sync.whitelist import WhitelistApplier
+from edge.tools.broker import Mosquitto
 from edge.vision import FaceEngine
 
 REPO = Path(__file__).resolve().parents[2]

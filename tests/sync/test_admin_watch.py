@@ -11,13 +11,13 @@ from datetime import UTC, datetime
 import pytest
 from sync_helpers import COMMUNITY, GATE, MODEL, CliWatch, Subscriber, delta, entry, gate_cli, wait_until
 
+from edge.config.mqtt import MqttConfig
+from edge.protocol.signing import AdminKey, public_key_text
+from edge.protocol.topics import Topics
 from edge.store import AlarmRecord, Store
-from edge.sync.bench import Mosquitto, fill_outbox
-from edge.sync.config import MqttConfig
 from edge.sync.mqtt import MqttSync
-from edge.sync.signing import AdminKey, public_key_text
-from edge.sync.topics import Topics
 from edge.sync.whitelist import WhitelistApplier
+from edge.tools.broker import Mosquitto, fill_outbox
 
 TOPICS = Topics("edge-gate", COMMUNITY, GATE)
 

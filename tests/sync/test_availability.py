@@ -13,11 +13,11 @@ import pytest
 from sync_helpers import COMMUNITY, GATE, Subscriber, wait_until
 
 from edge import __version__
+from edge.config.mqtt import MqttConfig
+from edge.protocol.topics import StateMessage, Topics
 from edge.store import Store
-from edge.sync.bench import Mosquitto
-from edge.sync.config import MqttConfig
 from edge.sync.mqtt import MqttSync
-from edge.sync.topics import StateMessage, Topics
+from edge.tools.broker import Mosquitto
 
 TOPICS = Topics("edge-gate", COMMUNITY, GATE)
 

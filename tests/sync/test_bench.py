@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge.sync.bench import bench_drain
+from edge.tools.broker import bench_drain
 
 
 def test_drain_benchmark_smoke(tmp_path: Path) -> None:

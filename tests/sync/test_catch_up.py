@@ -12,14 +12,14 @@ from typing import Any
 
 from sync_helpers import COMMUNITY, GATE, MODEL, Subscriber, entry, wait_until
 
+from edge.admin.push import AdminClient, build_push, push
+from edge.config.mqtt import MqttConfig
+from edge.protocol.signing import AdminKey, public_key_text
+from edge.protocol.topics import CURRENT_SCHEMA, Topics
 from edge.store import Store
-from edge.sync.admin import AdminClient, build_push, push
-from edge.sync.bench import Mosquitto
-from edge.sync.config import MqttConfig
 from edge.sync.mqtt import MqttSync
-from edge.sync.signing import AdminKey, public_key_text
-from edge.sync.topics import CURRENT_SCHEMA, Topics
 from edge.sync.whitelist import WhitelistApplier
+from edge.tools.broker import Mosquitto
 
 TOPICS = Topics("edge-gate", COMMUNITY, GATE)
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from sync_helpers import COMMUNITY, GATE, Subscriber, wait_until
 
+from edge.config.mqtt import MqttConfig
+from edge.protocol.topics import Topics
 from edge.store import EventRecord, OutboxRow, Store
 from edge.sync import mqtt as mqtt_module
-from edge.sync.bench import Mosquitto
-from edge.sync.config import MqttConfig
 from edge.sync.mqtt import IDLE_POLL_S, MqttSync
-from edge.sync.topics import Topics
+from edge.tools.broker import Mosquitto
 
 TOPICS = Topics("edge-gate", COMMUNITY, GATE)
 

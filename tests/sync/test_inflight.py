@@ -12,11 +12,11 @@ import time
 
 from sync_helpers import COMMUNITY, GATE, MqttTap, Subscriber, wait_until
 
+from edge.config.mqtt import MqttConfig
+from edge.protocol.topics import Topics
 from edge.store import Store
-from edge.sync.bench import Mosquitto, fill_outbox
-from edge.sync.config import MqttConfig
 from edge.sync.mqtt import MqttSync
-from edge.sync.topics import Topics
+from edge.tools.broker import Mosquitto, fill_outbox
 
 TOPICS = Topics("edge-gate", COMMUNITY, GATE)
 CAP = 8

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from sync_helpers import COMMUNITY, GATE, Subscriber, wait_until
 
+from edge.config.mqtt import MqttConfig
+from edge.protocol.topics import AlarmMessage, EventMessage, Topics
 from edge.store import AlarmRecord, Store
-from edge.sync.bench import Mosquitto, fill_outbox
-from edge.sync.config import MqttConfig
 from edge.sync.mqtt import MqttSync
-from edge.sync.topics import AlarmMessage, EventMessage, Topics
+from edge.tools.broker import Mosquitto, fill_outbox
 
 TOPICS = Topics("edge-gate", COMMUNITY, GATE)
 
@@ -139,7 +139,7 @@ def test_broker_restart_during_traffic_loses_nothing(tmp_path: Path, store: Stor
 
 def _gate_process(db: Path, url: str, linger: bool) -> subprocess.Popen[bytes]:
     code = ("import logging, sys; logging.basicConfig(level=logging.WARNING, stream=sys.stderr)\n"
-            "from pathlib import Path\nfrom edge.sync.bench import drain\n"
+            "from pathlib import Path\nfrom edge.tools.broker import drain\n"
             f"drain(Path({str(db)!r}), {url!r}, gate_id={GATE!r}, community={COMMUNITY!r}, linger={linger})\n")
     return subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
 

@@ -18,12 +18,12 @@ import pytest
 from sync_helpers import COMMUNITY, GATE, MODEL, CliWatch, embedding, gate_cli, wait_until
 from tls_helpers import Pki, make_ca, make_pki
 
+from edge.config.mqtt import MqttConfig
+from edge.protocol.signing import AdminKey, public_key_text
 from edge.store import Store
-from edge.sync.bench import Mosquitto, fill_outbox
-from edge.sync.config import MqttConfig
 from edge.sync.mqtt import MqttSync
-from edge.sync.signing import AdminKey, public_key_text
 from edge.sync.whitelist import WhitelistApplier
+from edge.tools.broker import Mosquitto, fill_outbox
 
 
 @pytest.fixture

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from sync_helpers import COMMUNITY, GATE, MODEL, delta, dump_whitelist, embedding, entry, snapshot
 
+from edge.protocol.messages import MAX_PAYLOAD_BYTES
+from edge.protocol.signing import AdminKey
+from edge.protocol.topics import WhitelistAck
 from edge.store import PersonRecord, Store
-from edge.sync.messages import MAX_PAYLOAD_BYTES
-from edge.sync.signing import AdminKey
-from edge.sync.topics import WhitelistAck
 from edge.sync.whitelist import WhitelistApplier
 from edge.vision import FaceEngine, Gallery
 

@@ -15,10 +15,10 @@ import pytest
 from fastapi.testclient import TestClient
 from web_helpers import PASSWORD, add_guard, body_csrf, csrf_of, login, wait_for
 
+from edge.config.web import WebConfig
 from edge.gate import Gate
 from edge.store import AlarmRecord, EventRecord
 from edge.web.app import create_app
-from edge.web.config import WebConfig
 
 _names = itertools.count()
 

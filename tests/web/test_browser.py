@@ -19,9 +19,9 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from web_helpers import PASSWORD, add_guard, make_config, wait_for
 
 from edge.config import load_config
+from edge.config.web import WebConfig
 from edge.gate import Gate
 from edge.web.app import create_app
-from edge.web.config import WebConfig
 from edge.web.server import WebServer
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

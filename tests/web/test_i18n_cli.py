@@ -11,8 +11,8 @@ import pytest
 
 import edge
 from edge.cli import main as gate_main
+from edge.records import KINDS
 from edge.store import Store
-from edge.store_schema import KINDS
 from edge.web.auth import LoginLimiter, Sessions, hash_password, verify_password
 from edge.web.i18n import STRINGS, Translator, pick_language
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 
-from edge.store_schema import SchemaTooNewError
+from edge.store.errors import SchemaTooNewError
 
 Migration = Callable[[sqlite3.Connection], None]
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from edge.config_base import Section
+from edge.config.base import Section
 from edge.models import DEFAULT_MODELS_DIR
 
 

@@ -23,8 +23,8 @@ def cmd_selftest(args: argparse.Namespace) -> int:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    from edge.backup import BackupError, backup
     from edge.enroll import store_path
+    from edge.store.backup import BackupError, backup
 
     cfg = load_config(args.config)
     try:
@@ -37,8 +37,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from edge.backup import BackupError, restore
     from edge.enroll import store_path
+    from edge.store.backup import BackupError, restore
 
     cfg = load_config(args.config)
     db = store_path(cfg)

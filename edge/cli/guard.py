@@ -9,8 +9,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edge.web.auth import MIN_PASSWORD_LENGTH, hash_password
-
 
 def _store(args: argparse.Namespace) -> Any:
     from edge.config import load_config
@@ -31,6 +29,8 @@ def _read_password(args: argparse.Namespace) -> str | None:
         if getpass.getpass("again: ") != password:
             print("the passwords differ", file=sys.stderr)
             return None
+    from edge.web.auth import MIN_PASSWORD_LENGTH
+
     if len(password) < MIN_PASSWORD_LENGTH:
         print(f"a password needs at least {MIN_PASSWORD_LENGTH} characters", file=sys.stderr)
         return None
@@ -49,6 +49,8 @@ def cmd_guard_add(args: argparse.Namespace) -> int:
         return 2
     with _store(args) as store:
         try:
+            from edge.web.auth import hash_password
+
             store.add_guard(name, args.role, hash_password(password))
         except StoreError as exc:
             print(str(exc), file=sys.stderr)

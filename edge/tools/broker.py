@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from edge.config.mqtt import MqttConfig
 from edge.store import EventRecord, Store
-from edge.sync.config import MqttConfig
 from edge.sync.mqtt import MqttSync
 
 log = logging.getLogger(__name__)

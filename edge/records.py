@@ -1,5 +1,5 @@
-"""What the local store holds: record types (persons, events, alarms, passages), their validation and
-JSON/row encoding (the tables themselves are made by `edge.store_migrations`).
+"""The domain: persons, events, alarms, passages and guards, their validation and JSON encoding (the
+tables are made by `edge.store.migrations`, rows decoded by `edge.store.rows`).
 
 Records validate themselves when made, so nothing malformed reaches a table; times are aware UTC
 datetimes, stored as fixed-width ISO-8601 text (`2024-05-01T07:00:00.000000Z`) that sorts by time.
@@ -7,11 +7,9 @@ datetimes, stored as fixed-width ISO-8601 text (`2024-05-01T07:00:00.000000Z`) t
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import re
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,14 +27,6 @@ DAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 PERSON_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")  # same rule as the whitelist messages
 MAX_CARE_WATCH_HOURS = 24 * 14
 JsonDict = dict[str, Any]
-
-
-class StoreError(RuntimeError):
-    """The store refused or failed an operation; the message says which and why."""
-
-
-class SchemaTooNewError(StoreError):
-    """The database was written by a newer edge-gate (a higher schema version than this code knows)."""
 
 
 # ---------------------------------------------------------------------------------------------- times
@@ -393,57 +383,9 @@ class Passage:
 
 
 @dataclass(frozen=True)
-class OutboxRow:
-    seq: int
-    event_id: str
-    topic_kind: str
-    payload: str  # the JSON text to publish, as written
-    created_at: datetime
-
-
-@dataclass(frozen=True)
 class GuardRecord:
     name: str
     role: Literal["viewer", "operator"]
     password_hash: str
     created_at: datetime
     disabled: bool
-
-
-@functools.lru_cache(maxsize=4096)
-def _json_tuple(text: str) -> tuple[Any, ...]:
-    """A stored JSON list as a tuple; memoised, as a 100,000-person whitelist repeats a handful of them."""
-    value = json.loads(text)
-    return tuple(value) if isinstance(value, list) else (value,)
-
-
-def person_from_row(row: sqlite3.Row) -> PersonRecord:
-    schedule = json.loads(row["schedule"]) if row["schedule"] is not None else None
-    return PersonRecord(
-        id=row["id"], name=row["name"], kind=row["kind"], status=row["status"],
-        valid_from=parse_ts(row["valid_from"]) if row["valid_from"] else None,
-        valid_until=parse_ts(row["valid_until"]) if row["valid_until"] else None,
-        max_uses=row["max_uses"], uses=row["uses"], allowed_gates=_json_tuple(row["allowed_gates"]),
-        directions=_json_tuple(row["directions"]),
-        schedule=WeeklySchedule.from_json(schedule) if schedule is not None else None,
-        care_watch_hours=row["care_watch_hours"], unit=row["unit"],
-        updated_at=parse_ts(row["updated_at"]),
-    )
-
-
-def event_from_row(row: sqlite3.Row) -> EventRecord:
-    return EventRecord(
-        event_id=row["event_id"], ts=parse_ts(row["ts"]), gate_id=row["gate_id"],
-        direction=row["direction"], person_id=row["person_id"],
-        decision=row["decision"], reasons=tuple(json.loads(row["reasons"])),
-        alarms=tuple(json.loads(row["alarms"])),
-        temperature=json.loads(row["temperature"]) if row["temperature"] is not None else None,
-        scores=json.loads(row["scores"]) if row["scores"] is not None else None, synced=bool(row["synced"]))
-
-
-def alarm_from_row(row: sqlite3.Row) -> AlarmRecord:
-    return AlarmRecord(
-        id=row["id"], ts=parse_ts(row["ts"]), kind=row["kind"], severity=row["severity"],
-        message=row["message"], details=json.loads(row["details"]), gate_id=row["gate_id"],
-        person_id=row["person_id"], acknowledged_by=row["acknowledged_by"],
-        acknowledged_at=parse_ts(row["acknowledged_at"]) if row["acknowledged_at"] else None)

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import Field, field_validator, model_validator
 
-from edge.config_base import Section
-from edge.sync.signing import parse_public_key
+from edge.config.base import Section
+from edge.protocol.signing import parse_public_key
 
 SECRET_REF = re.compile(r"^\{(env|cred):([A-Za-z0-9_.-]{1,128})\}$")
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}

@@ -9,10 +9,12 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from edge.sync.admin import AdminClient, build_push, keygen, payload_version, push, read_person_file
-from edge.sync.messages import MAX_PAYLOAD_BYTES
-from edge.sync.signing import AdminKey
+from edge.protocol.messages import MAX_PAYLOAD_BYTES
+
+if TYPE_CHECKING:
+    from edge.admin.push import AdminClient
 
 
 def _path(value: str | None) -> Path | None:
@@ -20,6 +22,8 @@ def _path(value: str | None) -> Path | None:
 
 
 def _client(args: argparse.Namespace) -> AdminClient:
+    from edge.admin.push import AdminClient
+
     password = os.environ.get(args.password_env) if args.password_env else None
     return AdminClient(args.broker, args.prefix, args.username, password, tls_ca=_path(args.tls_ca),
                        tls_cert=_path(args.tls_cert), tls_key=_path(args.tls_key),
@@ -39,6 +43,8 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     if out.exists():
         print(f"{out} exists; refusing to overwrite a key", file=sys.stderr)
         return 1
+    from edge.admin.push import keygen
+
     print(keygen(out))
     print(f"private key written to {out} (keep it off the gates); put the line above in each gate's "
           "[mqtt] admin_public_keys", file=sys.stderr)
@@ -46,6 +52,9 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
+    from edge.admin.push import build_push, payload_version, push, read_person_file
+    from edge.protocol.signing import AdminKey
+
     kind = "snapshot" if args.snapshot else "delta"
     upserts, deletes = read_person_file(Path(args.snapshot or args.delta), args.model_id)
     version = args.version or int(time.time())

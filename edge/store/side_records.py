@@ -1,19 +1,17 @@
 """The store's side records: passages (anti-passback across gates, care watch, peer uses), the audit log
-and the guards' accounts. A mixin of `edge.store.Store`, which owns the connections and transactions."""
+and the guards' accounts."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Literal
 
-from edge.store_schema import GuardRecord, JsonDict, Passage, StoreError, dumps, parse_ts, ts_text, utc
-
-T = TypeVar("T")
+from edge.records import GuardRecord, JsonDict, Passage, dumps, parse_ts, ts_text
+from edge.store.db import Database, now_utc, page_bounds
+from edge.store.errors import StoreError
 
 
 @dataclass(frozen=True)
@@ -25,22 +23,9 @@ class AuditEntry:
     details: JsonDict
 
 
-def now_utc(now: datetime | None) -> datetime:
-    return utc(now, "now") if now is not None else datetime.now(UTC)
 
-
-def page_bounds(limit: int, offset: int) -> tuple[int, int]:
-    # an offset past SQLite's largest integer (2**63 - 1) raises OverflowError; it is past every row anyway
-    return max(1, min(int(limit), 10_000)), max(0, min(int(offset), 2**63 - 1))
-
-
-class RecordsMixin:
-    """Passages, audit entries and guards, on the Store's write transaction and reader connections."""
-
-    if TYPE_CHECKING:  # provided by Store
-        def _tx(self) -> AbstractContextManager[sqlite3.Connection]: ...
-        def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]: ...
-        def _parse(self, rows: Iterable[sqlite3.Row], parse: Callable[[sqlite3.Row], T], what: str) -> list[T]: ...
+class SideTables(Database):
+    """The passages, audit and guards tables."""
 
     # ------------------------------------------------------------------------------------- passages
 

@@ -35,10 +35,16 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from edge.sync.config import MqttConfig
-from edge.sync.messages import DELTA_SCHEMA, MAX_ENTRIES_PER_MESSAGE, MAX_PAYLOAD_BYTES, SNAPSHOT_SCHEMA, PersonEntry
-from edge.sync.signing import AdminKey, public_key_text
-from edge.sync.topics import CURRENT_SCHEMA
+from edge.config.mqtt import MqttConfig
+from edge.protocol.messages import (
+    DELTA_SCHEMA,
+    MAX_ENTRIES_PER_MESSAGE,
+    MAX_PAYLOAD_BYTES,
+    SNAPSHOT_SCHEMA,
+    PersonEntry,
+)
+from edge.protocol.signing import AdminKey, public_key_text
+from edge.protocol.topics import CURRENT_SCHEMA
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.sync.messages import json_schemas as push_schemas
+from edge.protocol.messages import json_schemas as push_schemas
 
 EVENT_SCHEMA = "edge-gate/event/1"
 ALARM_SCHEMA = "edge-gate/alarm/1"

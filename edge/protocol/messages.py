@@ -17,7 +17,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from edge.sync.signing import SignatureError, verify
+from edge.protocol.signing import SignatureError, verify
 
 SNAPSHOT_SCHEMA = "edge-gate/whitelist-snapshot/1"
 DELTA_SCHEMA = "edge-gate/whitelist-delta/1"

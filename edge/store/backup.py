@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.store import Store, StoreError
-from edge.store_migrations import MIGRATIONS
+from edge.store.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)
 
