@@ -32,6 +32,7 @@ from edge.lane import Lane, Outcome, Whitelist
 from edge.policy import manual_open_decision
 from edge.records import parse_ts
 from edge.store import AlarmRecord, EventRecord, Passage, Store
+from edge.store.retention import purge_expired
 from edge.store.writer import StoreWriter
 from edge.vision import FaceEngine
 
@@ -109,7 +110,7 @@ class Gate:
         self._started = False
         self._relay_counts = (0, 0)
         self._last_care_check = float("-inf")  # the first pass checks at once
-        self._last_retention = 0.0
+        self._last_retention = float("-inf")  # the first pass purges at once
         self.started_at = time.monotonic()
 
     # -- sync with the community server ---------------------------------------------------------------
@@ -368,8 +369,7 @@ class Gate:
             self._care_watch()
         if now - self._last_retention >= 3600:
             self._last_retention = now
-            self.writer.submit(self.store.purge_synced_events, timedelta(days=self.cfg.store.retention_days))
-            self.writer.submit(self.store.purge_snapshots, timedelta(days=self.cfg.store.snapshot_retention_days))
+            self.writer.submit(purge_expired, self.store, self.cfg.store, anti_passback_s=self.policy.anti_passback_s)
 
     def _check_mqtt(self) -> None:
         """The broker link down for longer than the grace period is a fault the guards see."""
