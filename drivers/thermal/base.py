@@ -23,9 +23,10 @@ import serial
 from numpy.typing import NDArray
 from pydantic import Field
 
+from drivers.backoff import Backoff
 from drivers.config import DriverConfig
 from drivers.heartbeat import DEFAULT_WITHIN_S, Heartbeat
-from drivers.serial_port import Backoff, open_serial
+from drivers.serial_port import open_serial
 
 log = logging.getLogger(__name__)
 
