@@ -6,10 +6,10 @@ from typing import Annotated
 
 from pydantic import Field
 
-from drivers.relay.base import InputEvent, Relay, RelayError, RelayStats
 from drivers.relay.gpio import GpioConfig, GpioRelay
 from drivers.relay.lcus import LcusConfig, LcusRelay
 from drivers.relay.modbus_rtu import ModbusRtuConfig, ModbusRtuRelay
+from drivers.relay.protocol import InputEvent, Relay, RelayError, RelayStats
 from drivers.relay.simulated import RelaySimConfig, SimulatedRelay
 
 RelayConfig = Annotated[

@@ -7,7 +7,7 @@ What is decided here, apart from the gpiod calls (and tested without a chip): `l
 relay line is requested with its output already inactive, so an active-low relay does not click on at
 start; active-low is the kernel's line flag, so values and edges are logical) and `input_events` (the
 kernel's timestamped edges on the input lines become InputEvents, so a PASS pulse shorter than the
-poll period is still seen). The pulse timing is BaseRelay's (`PulsePlan`); a GPIO write is a local
+poll period is still seen). The pulse timing is BaseRelay's (drivers.relay.worker, `PulsePlan`); a GPIO write is a local
 ioctl, so pulse() switches on in the caller.
 """
 
@@ -24,7 +24,9 @@ import gpiod
 from gpiod.line import Bias, Clock, Direction, Edge, Value
 from pydantic import Field, model_validator
 
-from drivers.relay.base import BaseRelay, InputEvent, RelayConfigBase, RelayError
+from drivers.relay.config import RelayConfigBase
+from drivers.relay.protocol import InputEvent, RelayError
+from drivers.relay.worker import BaseRelay
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,8 @@ import minimalmodbus
 import serial
 from pydantic import Field, model_validator
 
-from drivers.relay.base import BaseRelay, RelayConfigBase
+from drivers.relay.config import RelayConfigBase
+from drivers.relay.worker import BaseRelay
 from drivers.serial_port import open_serial
 
 

@@ -6,9 +6,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from drivers.relay.base import InputEvent, RelayConfigBase, RelayStats
+from drivers.relay.config import RelayConfigBase
 from drivers.relay.lcus import LcusConfig, LcusRelay
 from drivers.relay.modbus_rtu import ModbusRtuConfig, ModbusRtuRelay
+from drivers.relay.protocol import InputEvent, RelayStats
 from drivers.relay.sim import LcusSim, ModbusSim, make_relay_sim
 
 
