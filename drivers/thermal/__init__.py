@@ -7,9 +7,9 @@ from typing import Annotated
 from pydantic import Field
 
 from drivers.thermal.ascii_line import AsciiLine, AsciiLineConfig
-from drivers.thermal.base import Reading, ThermalSensor, ThermalStats
 from drivers.thermal.gy_mcu90614 import GyMcu90614, GyMcu90614Config
 from drivers.thermal.gy_mcu90640 import GyMcu90640, GyMcu90640Config
+from drivers.thermal.reading import Reading, ThermalSensor, ThermalStats
 from drivers.thermal.simulated import SimulatedThermal, ThermalSimConfig
 
 ThermalConfig = Annotated[

@@ -6,16 +6,17 @@ from typing import Literal
 
 from pydantic import Field
 
-from drivers.config import DriverConfig
 from drivers.heartbeat import Heartbeat
 from drivers.thermal.ascii_line import AsciiLine, AsciiLineConfig
-from drivers.thermal.base import Reading, SerialThermalSensor, ThermalStats
+from drivers.thermal.config import ThermalConfigBase
 from drivers.thermal.gy_mcu90614 import GyMcu90614, GyMcu90614Config
 from drivers.thermal.gy_mcu90640 import GyMcu90640, GyMcu90640Config
+from drivers.thermal.reading import Reading, ThermalStats
+from drivers.thermal.serial_sensor import SerialThermalSensor
 from drivers.thermal.sim import Scene, ThermalSim
 
 
-class ThermalSimConfig(DriverConfig):
+class ThermalSimConfig(ThermalConfigBase):
     type: Literal["sim"] = Field("sim", description="Simulated sensor on a pty, read through the real "
                                                     "driver.")
     kind: Literal["gy_mcu90614", "gy_mcu90640", "ascii_line"] = Field(

@@ -14,10 +14,10 @@ from pydantic import TypeAdapter, ValidationError
 from drivers.ptysim import PtyDevice
 from drivers.thermal import ThermalConfig, ThermalSimConfig, make_thermal
 from drivers.thermal.ascii_line import AsciiLine, AsciiLineConfig
-from drivers.thermal.base import SerialThermalSensor
 from drivers.thermal.gy_mcu90614 import CMD_CONTINUOUS, CMD_QUERY, GyMcu90614, GyMcu90614Config
 from drivers.thermal.gy_mcu90640 import CMD_CONTINUOUS as CMD_CONT_40
 from drivers.thermal.gy_mcu90640 import GyMcu90640, GyMcu90640Config, baud_command, frame_rate_command
+from drivers.thermal.serial_sensor import SerialThermalSensor
 from drivers.thermal.sim import Scene, ThermalSim, Timing, eye_geometry
 
 FAST = {"reconnect_min_s": 0.05, "reconnect_max_s": 0.2, "stale_after_s": 0.3, "reopen_after_s": 0.8}
