@@ -6,11 +6,11 @@ from typing import Annotated
 
 from pydantic import Field
 
+from drivers.relay.emulated import EmulatedRelay, RelaySimConfig
 from drivers.relay.gpio import GpioConfig, GpioRelay
 from drivers.relay.lcus import LcusConfig, LcusRelay
 from drivers.relay.modbus_rtu import ModbusRtuConfig, ModbusRtuRelay
 from drivers.relay.protocol import InputEvent, Relay, RelayError, RelayStats
-from drivers.relay.simulated import RelaySimConfig, SimulatedRelay
 
 RelayConfig = Annotated[
     LcusConfig | ModbusRtuConfig | GpioConfig | RelaySimConfig,
@@ -29,7 +29,7 @@ def make_relay(cfg: LcusConfig | ModbusRtuConfig | GpioConfig | RelaySimConfig) 
     if isinstance(cfg, GpioConfig):
         return GpioRelay(cfg)
     if isinstance(cfg, RelaySimConfig):
-        return SimulatedRelay(cfg)
+        return EmulatedRelay(cfg)
     raise TypeError(f"not a relay driver config: {type(cfg).__name__}")
 
 

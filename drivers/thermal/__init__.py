@@ -7,10 +7,10 @@ from typing import Annotated
 from pydantic import Field
 
 from drivers.thermal.ascii_line import AsciiLine, AsciiLineConfig
+from drivers.thermal.emulated import EmulatedThermal, ThermalSimConfig
 from drivers.thermal.gy_mcu90614 import GyMcu90614, GyMcu90614Config
 from drivers.thermal.gy_mcu90640 import GyMcu90640, GyMcu90640Config
 from drivers.thermal.reading import Reading, ThermalSensor, ThermalStats
-from drivers.thermal.simulated import SimulatedThermal, ThermalSimConfig
 
 ThermalConfig = Annotated[
     GyMcu90614Config | GyMcu90640Config | AsciiLineConfig | ThermalSimConfig,
@@ -31,7 +31,7 @@ def make_thermal(
     if isinstance(cfg, AsciiLineConfig):
         return AsciiLine(cfg)
     if isinstance(cfg, ThermalSimConfig):
-        return SimulatedThermal(cfg)
+        return EmulatedThermal(cfg)
     raise TypeError(f"not a thermal driver config: {type(cfg).__name__}")
 
 

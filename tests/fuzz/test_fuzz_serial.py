@@ -13,8 +13,8 @@ from fuzz_helpers import fuzz_settings
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from drivers.emulators.relay import LcusSim, ModbusSim
 from drivers.relay.lcus import lcus_frame
-from drivers.relay.sim import LcusSim, ModbusSim
 from drivers.thermal.ascii_line import AsciiLineDecoder
 from drivers.thermal.decoder import HeaderFrameDecoder
 from drivers.thermal.gy_mcu90614 import AMBIENT_RANGE, HEADER, OBJECT_RANGE, Mlx90614Decoder
