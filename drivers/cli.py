@@ -18,11 +18,11 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from drivers.emulators.relay import RELAY_KINDS, RELAY_SCENARIOS, run_relay_sim
+from drivers.emulators.thermal import KINDS, SCENARIOS, run_thermal_sim
 from drivers.relay import RELAY_TYPES, RelayConfig, RelayError, make_relay
-from drivers.relay.sim import RELAY_KINDS, RELAY_SCENARIOS, run_relay_sim
 from drivers.thermal import THERMAL_TYPES, ThermalConfig, make_thermal
 from drivers.thermal.gy_mcu90640 import BAUD_CODES, GyMcu90640, GyMcu90640Config
-from drivers.thermal.sim import KINDS, SCENARIOS, run_thermal_sim
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from gate_helpers import camera_of, demo_root, gate_config, run_until
 
-from drivers.relay.sim import ModbusSim
+from drivers.emulators.relay import ModbusSim
 from edge.config import load_config
 from edge.gate import Gate
 from edge.lane import Outcome

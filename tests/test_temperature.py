@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from drivers.thermal.sim import Scene, eye_geometry, render_frame
+from drivers.emulators.thermal import Scene, eye_geometry, render_frame
 from edge.config.policy import PolicyConfig
 from edge.temperature import (
     TemperatureConfig,

@@ -1,37 +1,15 @@
-"""Relay drivers: the config union (discriminated by `type`) and the explicit factory."""
+"""Relay drivers: the public names the gate imports. The drivers themselves are listed in
+`drivers.relay.registry`, the one table from which `RelayConfig`, `RELAY_TYPES` and `make_relay` come."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import Field
-
-from drivers.relay.base import InputEvent, Relay, RelayError, RelayStats
-from drivers.relay.gpio import GpioConfig, GpioRelay
-from drivers.relay.lcus import LcusConfig, LcusRelay
-from drivers.relay.modbus_rtu import ModbusRtuConfig, ModbusRtuRelay
-from drivers.relay.simulated import RelaySimConfig, SimulatedRelay
-
-RelayConfig = Annotated[
-    LcusConfig | ModbusRtuConfig | GpioConfig | RelaySimConfig,
-    Field(discriminator="type"),
-]
-
-RELAY_TYPES = ("lcus", "modbus_rtu", "gpio", "sim")
-
-
-def make_relay(cfg: LcusConfig | ModbusRtuConfig | GpioConfig | RelaySimConfig) -> Relay:
-    """The driver for `cfg` (not started: start() opens it and forces the relay off; close() at the end)."""
-    if isinstance(cfg, LcusConfig):
-        return LcusRelay(cfg)
-    if isinstance(cfg, ModbusRtuConfig):
-        return ModbusRtuRelay(cfg)
-    if isinstance(cfg, GpioConfig):
-        return GpioRelay(cfg)
-    if isinstance(cfg, RelaySimConfig):
-        return SimulatedRelay(cfg)
-    raise TypeError(f"not a relay driver config: {type(cfg).__name__}")
-
+from drivers.relay.config import RelayConfigBase
+from drivers.relay.emulated import RelaySimConfig
+from drivers.relay.gpio import GpioConfig
+from drivers.relay.lcus import LcusConfig
+from drivers.relay.modbus_rtu import ModbusRtuConfig
+from drivers.relay.protocol import InputEvent, Relay, RelayError, RelayStats
+from drivers.relay.registry import RELAY_TYPES, RelayConfig, make_relay
 
 __all__ = [
     "RELAY_TYPES",
@@ -41,6 +19,7 @@ __all__ = [
     "ModbusRtuConfig",
     "Relay",
     "RelayConfig",
+    "RelayConfigBase",
     "RelayError",
     "RelaySimConfig",
     "RelayStats",

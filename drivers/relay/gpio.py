@@ -7,7 +7,7 @@ What is decided here, apart from the gpiod calls (and tested without a chip): `l
 relay line is requested with its output already inactive, so an active-low relay does not click on at
 start; active-low is the kernel's line flag, so values and edges are logical) and `input_events` (the
 kernel's timestamped edges on the input lines become InputEvents, so a PASS pulse shorter than the
-poll period is still seen). The pulse timing is BaseRelay's (`PulsePlan`); a GPIO write is a local
+poll period is still seen). The pulse timing is BaseRelay's (drivers.relay.worker, `PulsePlan`); a GPIO write is a local
 ioctl, so pulse() switches on in the caller.
 """
 
@@ -18,17 +18,18 @@ import logging
 import os
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import gpiod
-from gpiod.line import Bias, Clock, Direction, Edge, Value
 from pydantic import Field, model_validator
 
-from drivers.relay.base import BaseRelay, InputEvent, RelayConfigBase, RelayError
+from drivers.relay.config import RelayConfigBase
+from drivers.relay.protocol import InputEvent, RelayError
+from drivers.relay.worker import BaseRelay
+
+if TYPE_CHECKING:  # gpiod is imported where lines are set up or used: loading a config must not load it
+    import gpiod
 
 log = logging.getLogger(__name__)
-
-_BIAS = {"pull_up": Bias.PULL_UP, "pull_down": Bias.PULL_DOWN, "disabled": Bias.DISABLED, "as_is": Bias.AS_IS}
 
 
 class GpioConfig(RelayConfigBase):
@@ -58,13 +59,18 @@ def line_settings(cfg: GpioConfig, edges: bool = True) -> dict[int, gpiod.LineSe
     """The gpiod request for `cfg`: the relay line as an output that starts inactive (relay off), the
     input lines with both edges detected (unless `edges` is off: a chip without interrupts, whose inputs
     are only polled) and timestamped on CLOCK_MONOTONIC (time.monotonic()'s clock)."""
+    import gpiod
+    from gpiod.line import Bias, Clock, Direction, Edge, Value
+
+    bias = {"pull_up": Bias.PULL_UP, "pull_down": Bias.PULL_DOWN, "disabled": Bias.DISABLED,
+            "as_is": Bias.AS_IS}[cfg.bias]
     settings = {cfg.line: gpiod.LineSettings(direction=Direction.OUTPUT, active_low=cfg.active_low,
                                              output_value=Value.INACTIVE)}
     for offset in (cfg.pass_line, cfg.door_line):
         if offset is not None:
             settings[offset] = gpiod.LineSettings(
                 direction=Direction.INPUT, edge_detection=Edge.BOTH if edges else Edge.NONE,
-                bias=_BIAS[cfg.bias], active_low=cfg.inputs_active_low,
+                bias=bias, active_low=cfg.inputs_active_low,
                 debounce_period=timedelta(milliseconds=cfg.debounce_ms), event_clock=Clock.MONOTONIC)
     return settings
 
@@ -73,6 +79,8 @@ def input_events(edges: Iterable[gpiod.EdgeEvent], names: Mapping[int, str]) -> 
     """Edge events of the input lines as InputEvents, in the kernel's order. The kernel reports edges of
     the logical value (with active_low a falling voltage is a rising edge: the input became active), and
     the MONOTONIC event clock is the one time.monotonic() reads, so `t` compares with other events."""
+    import gpiod
+
     out = []
     for edge in edges:
         name = names.get(edge.line_offset)
@@ -96,6 +104,8 @@ class GpioRelay(BaseRelay):
         self._edges = True
 
     def _open(self) -> None:
+        import gpiod
+
         chip = self.cfg.chip
         if not os.path.exists(chip):
             raise RelayError(f"gpio: chip {chip} does not exist (no GPIO character device here; "
@@ -123,6 +133,8 @@ class GpioRelay(BaseRelay):
                 request.release()
 
     def _write(self, on: bool) -> None:
+        from gpiod.line import Value
+
         if self._request is None:
             self._open()
         self._request.set_value(self.cfg.line, Value.ACTIVE if on else Value.INACTIVE)
@@ -138,6 +150,8 @@ class GpioRelay(BaseRelay):
         return input_events(edges, self._input_names)
 
     def _read_inputs(self) -> dict[str, bool]:
+        from gpiod.line import Value
+
         if self._request is None:
             self._open()
         offsets = list(self._input_lines.values())

@@ -13,7 +13,8 @@ from typing import Literal
 import serial
 from pydantic import Field
 
-from drivers.relay.base import BaseRelay, RelayConfigBase
+from drivers.relay.config import RelayConfigBase
+from drivers.relay.worker import BaseRelay
 from drivers.serial_port import open_serial
 
 

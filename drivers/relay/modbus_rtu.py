@@ -9,14 +9,17 @@ answer), so pulse() hands the switch-on to the relay's worker thread and returns
 from __future__ import annotations
 
 import contextlib
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import minimalmodbus
 import serial
 from pydantic import Field, model_validator
 
-from drivers.relay.base import BaseRelay, RelayConfigBase
+from drivers.relay.config import RelayConfigBase
+from drivers.relay.worker import BaseRelay
 from drivers.serial_port import open_serial
+
+if TYPE_CHECKING:  # imported where a board is opened: loading a config must not load minimalmodbus
+    import minimalmodbus
 
 
 class ModbusRtuConfig(RelayConfigBase):
@@ -54,6 +57,8 @@ class ModbusRtuRelay(BaseRelay):
         self.input_names = tuple(self._input_map)
 
     def _open(self) -> None:
+        import minimalmodbus
+
         ser = open_serial(self.cfg.port, self.cfg.baud, timeout=self.cfg.timeout_s)
         instrument = minimalmodbus.Instrument(ser, self.cfg.slave, mode=minimalmodbus.MODE_RTU)
         instrument.clear_buffers_before_each_transaction = True

@@ -1,39 +1,16 @@
-"""Thermal sensor drivers: the config union (discriminated by `type`) and the explicit factory."""
+"""Thermal sensor drivers: the public names the gate imports. The drivers themselves are listed in
+`drivers.thermal.registry`, the one table from which `ThermalConfig`, `THERMAL_TYPES` and
+`make_thermal` come."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import Field
-
-from drivers.thermal.ascii_line import AsciiLine, AsciiLineConfig
-from drivers.thermal.base import Reading, ThermalSensor, ThermalStats
-from drivers.thermal.gy_mcu90614 import GyMcu90614, GyMcu90614Config
-from drivers.thermal.gy_mcu90640 import GyMcu90640, GyMcu90640Config
-from drivers.thermal.simulated import SimulatedThermal, ThermalSimConfig
-
-ThermalConfig = Annotated[
-    GyMcu90614Config | GyMcu90640Config | AsciiLineConfig | ThermalSimConfig,
-    Field(discriminator="type"),
-]
-
-THERMAL_TYPES = ("gy_mcu90614", "gy_mcu90640", "ascii_line", "sim")
-
-
-def make_thermal(
-    cfg: GyMcu90614Config | GyMcu90640Config | AsciiLineConfig | ThermalSimConfig,
-) -> ThermalSensor:
-    """The driver for `cfg` (not started: call start(), and close() when done)."""
-    if isinstance(cfg, GyMcu90614Config):
-        return GyMcu90614(cfg)
-    if isinstance(cfg, GyMcu90640Config):
-        return GyMcu90640(cfg)
-    if isinstance(cfg, AsciiLineConfig):
-        return AsciiLine(cfg)
-    if isinstance(cfg, ThermalSimConfig):
-        return SimulatedThermal(cfg)
-    raise TypeError(f"not a thermal driver config: {type(cfg).__name__}")
-
+from drivers.thermal.ascii_line import AsciiLineConfig
+from drivers.thermal.config import ThermalConfigBase
+from drivers.thermal.emulated import ThermalSimConfig
+from drivers.thermal.gy_mcu90614 import GyMcu90614Config
+from drivers.thermal.gy_mcu90640 import GyMcu90640Config
+from drivers.thermal.reading import Reading, ThermalSensor, ThermalStats
+from drivers.thermal.registry import THERMAL_TYPES, ThermalConfig, make_thermal
 
 __all__ = [
     "THERMAL_TYPES",
@@ -42,6 +19,7 @@ __all__ = [
     "GyMcu90640Config",
     "Reading",
     "ThermalConfig",
+    "ThermalConfigBase",
     "ThermalSensor",
     "ThermalSimConfig",
     "ThermalStats",

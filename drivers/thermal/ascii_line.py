@@ -13,13 +13,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from drivers.thermal.base import (
-    DecoderCounters,
-    FrameDecoder,
-    Sample,
-    SerialThermalConfig,
-    SerialThermalSensor,
-)
+from drivers.thermal.decoder import DecoderCounters, FrameDecoder
+from drivers.thermal.reading import Sample
+from drivers.thermal.serial_sensor import SerialThermalConfig, SerialThermalSensor
 
 DEFAULT_PATTERN = r"^\s*(?P<object>[-+]?\d{1,3}(?:\.\d+)?)\s*$"
 

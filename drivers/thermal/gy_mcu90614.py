@@ -10,13 +10,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from drivers.thermal.base import (
-    FrameDecoder,
-    HeaderFrameDecoder,
-    Sample,
-    SerialThermalConfig,
-    SerialThermalSensor,
-)
+from drivers.thermal.decoder import FrameDecoder, HeaderFrameDecoder
+from drivers.thermal.reading import Sample
+from drivers.thermal.serial_sensor import SerialThermalConfig, SerialThermalSensor
 
 HEADER = b"\x5a\x5a\x45\x04"
 FRAME_LEN = 9

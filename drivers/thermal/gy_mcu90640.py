@@ -15,15 +15,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from drivers.thermal.base import (
-    FRAME_SHAPE,
-    Frame,
-    FrameDecoder,
-    HeaderFrameDecoder,
-    Sample,
-    SerialThermalConfig,
-    SerialThermalSensor,
-)
+from drivers.thermal.decoder import FrameDecoder, HeaderFrameDecoder
+from drivers.thermal.reading import FRAME_SHAPE, Frame, Sample
+from drivers.thermal.serial_sensor import SerialThermalConfig, SerialThermalSensor
 
 HEADER = b"\x5a\x5a\x02\x06"
 FRAME_LEN = 1544

@@ -4,6 +4,7 @@ libraries (OpenCV, onnxruntime, the device libraries, the web server, the MQTT c
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,20 +14,20 @@ import pytest
 HEAVY = ("onnxruntime", "cv2", "gpiod", "minimalmodbus", "fastapi", "uvicorn", "paho", "insightface")
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = """
-import json, sys
+import json, os, sys
 from edge.cli import main
 try:
     code = main(sys.argv[1:])
 except SystemExit as exc:
     code = exc.code
-heavy = sorted({m.split('.')[0] for m in sys.modules} & set(%r))
+heavy = sorted({m.split('.')[0] for m in sys.modules} & set(os.environ["HEAVY"].split()))
 print(json.dumps({"code": code, "heavy": heavy}), file=sys.stderr)
-""" % (HEAVY,)
+"""
 
 
 def _heavy_imports(*argv: str) -> tuple[object, list[str]]:
     proc = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, timeout=120,
-                          cwd=ROOT)
+                          cwd=ROOT, env={**os.environ, "HEAVY": " ".join(HEAVY)})
     result = json.loads(proc.stderr.strip().splitlines()[-1])
     return result["code"], result["heavy"]
 

@@ -112,7 +112,7 @@ def test_watchdog_withheld_while_a_thread_hangs(manager: socket.socket, tmp_path
     import threading
 
     import drivers.heartbeat
-    from drivers.thermal.base import SerialThermalSensor
+    from drivers.thermal.serial_sensor import SerialThermalSensor
 
     monkeypatch.setattr(drivers.heartbeat, "DEFAULT_WITHIN_S", 0.5)
     release = threading.Event()

@@ -113,7 +113,7 @@ def test_read_thermal_sim_type_in_process(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_pulse_modbus_switch_failure_exits_nonzero(capsys: pytest.CaptureFixture[str]) -> None:
-    from drivers.relay.sim import ModbusSim
+    from drivers.emulators.relay import ModbusSim
 
     sim = ModbusSim("no_pass")
     sim.start()
@@ -126,7 +126,7 @@ def test_pulse_modbus_switch_failure_exits_nonzero(capsys: pytest.CaptureFixture
 
 
 def test_set_baud_switches_a_90640_and_says_what_to_configure(capsys: pytest.CaptureFixture[str]) -> None:
-    from drivers.thermal.sim import ThermalSim
+    from drivers.emulators.thermal import ThermalSim
 
     sim = ThermalSim("gy_mcu90640", rate_hz=20.0)
     sim.start()

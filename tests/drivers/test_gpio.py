@@ -24,8 +24,8 @@ from gpiod.line_settings import _line_settings_to_ext
 from pydantic import TypeAdapter, ValidationError
 
 from drivers.relay import GpioConfig, RelayConfig, RelayError, make_relay
-from drivers.relay.base import InputEvent, input_changes
 from drivers.relay.gpio import GpioRelay, input_events, line_settings
+from drivers.relay.protocol import InputEvent, input_changes
 
 RISING = gpiod.EdgeEvent.Type.RISING_EDGE.value
 FALLING = gpiod.EdgeEvent.Type.FALLING_EDGE.value

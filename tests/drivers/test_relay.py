@@ -9,11 +9,13 @@ from collections.abc import Callable, Iterator
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from drivers.emulators.relay import LcusSim, ModbusSim, RelayTiming
 from drivers.relay import LcusConfig, ModbusRtuConfig, RelayConfig, RelayError, RelaySimConfig, make_relay
-from drivers.relay.base import BaseRelay, InputEvent, PulsePlan
 from drivers.relay.lcus import LcusRelay, lcus_frame
 from drivers.relay.modbus_rtu import ModbusRtuRelay
-from drivers.relay.sim import LcusSim, ModbusSim, RelayTiming
+from drivers.relay.protocol import InputEvent
+from drivers.relay.pulse import PulsePlan
+from drivers.relay.worker import BaseRelay
 
 ON = bytes.fromhex("A00101A2")
 OFF = bytes.fromhex("A00100A1")

@@ -11,14 +11,14 @@ import pytest
 import serial
 from pydantic import TypeAdapter, ValidationError
 
-from drivers.ptysim import PtyDevice
+from drivers.emulators.pty import PtyDevice
+from drivers.emulators.thermal import Scene, ThermalSim, Timing, eye_geometry
 from drivers.thermal import ThermalConfig, ThermalSimConfig, make_thermal
 from drivers.thermal.ascii_line import AsciiLine, AsciiLineConfig
-from drivers.thermal.base import SerialThermalSensor
 from drivers.thermal.gy_mcu90614 import CMD_CONTINUOUS, CMD_QUERY, GyMcu90614, GyMcu90614Config
 from drivers.thermal.gy_mcu90640 import CMD_CONTINUOUS as CMD_CONT_40
 from drivers.thermal.gy_mcu90640 import GyMcu90640, GyMcu90640Config, baud_command, frame_rate_command
-from drivers.thermal.sim import Scene, ThermalSim, Timing, eye_geometry
+from drivers.thermal.serial_sensor import SerialThermalSensor
 
 FAST = {"reconnect_min_s": 0.05, "reconnect_max_s": 0.2, "stale_after_s": 0.3, "reopen_after_s": 0.8}
 TIMING = Timing(unplug_after_s=0.4, unplug_for_s=0.3, dropout_period_s=0.6, dropout_s=0.3, corrupt_every=3)
@@ -342,7 +342,7 @@ def test_sim_driver_type_and_config() -> None:
 
 
 def test_scheduled_fever_windows_repeat() -> None:
-    from drivers.thermal.sim import ThermalSim
+    from drivers.emulators.thermal import ThermalSim
 
     sim = ThermalSim("gy_mcu90614", "normal", fever_windows=((1.0, 2.0),), schedule_period_s=5.0)
     t0 = sim._created

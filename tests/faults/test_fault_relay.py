@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fault_helpers import LiveGate, check_store, gate_config, wait_until
 
-from drivers.relay.sim import LcusSim
+from drivers.emulators.relay import LcusSim
 
 
 @pytest.mark.fault

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from fault_helpers import LiveGate, check_store, codes, gate_config
 
+from drivers.emulators.thermal import Scene, ThermalSim, Timing
 from drivers.thermal.gy_mcu90614 import encode_frame
-from drivers.thermal.sim import Scene, ThermalSim, Timing
 from edge.lane import Outcome
 
 SKIN_C = Scene().skin_c  # what the simulated module truly measures (plus 0.05 C noise)

@@ -13,16 +13,17 @@ from fuzz_helpers import fuzz_settings
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from drivers.emulators.relay import LcusSim, ModbusSim
 from drivers.relay.lcus import lcus_frame
-from drivers.relay.sim import LcusSim, ModbusSim
 from drivers.thermal.ascii_line import AsciiLineDecoder
-from drivers.thermal.base import HeaderFrameDecoder, Sample
+from drivers.thermal.decoder import HeaderFrameDecoder
 from drivers.thermal.gy_mcu90614 import AMBIENT_RANGE, HEADER, OBJECT_RANGE, Mlx90614Decoder
 from drivers.thermal.gy_mcu90614 import encode_frame as encode_90614
 from drivers.thermal.gy_mcu90640 import AMBIENT_RANGE as AMBIENT_RANGE_90640
 from drivers.thermal.gy_mcu90640 import HEADER as HEADER_90640
 from drivers.thermal.gy_mcu90640 import PIXEL_RANGE, Mlx90640Decoder
 from drivers.thermal.gy_mcu90640 import encode_frame as encode_90640
+from drivers.thermal.reading import Sample
 
 pytestmark = pytest.mark.fuzz
 

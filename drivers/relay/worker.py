@@ -1,14 +1,14 @@
-"""What every relay driver shares: the Relay protocol, RelayError, input events and the pulse worker.
+"""`BaseRelay`: the worker thread and bookkeeping behind every relay driver; subclasses only do the I/O.
 
-`pulse(ms)` always returns at once. Drivers whose switching is a local write (LCUS, GPIO) switch on
-in the caller, so a failed write raises RelayError right there; drivers whose switching is a round
-trip to a board (Modbus: write, then read back) hand the switch-on to the worker thread, and a failure
-there is counted in `stats` (write_failures, last_error: the gate's relay_fault alarm), the relay is
-forced off, and while it cannot be switched off every further pulse() raises RelayError. Either way a
-worker thread switches off when the time is up, and a pulse asked for while one is pending or running
-extends it rather than starting a second one (`PulsePlan`). The relay is forced off at start, at
-close() and at interpreter exit. The same worker polls the optional inputs (PASS from the turnstile,
-door sensor) and queues their changes as events.
+Drivers whose switching is a local write (LCUS, GPIO) switch on in the caller, so a failed write
+raises RelayError right there; drivers whose switching is a round trip to a board (Modbus: write, then
+read back) hand the switch-on to the worker thread, and a failure there is counted in `stats`
+(write_failures, last_error: the gate's relay_fault alarm), the relay is forced off, and while it
+cannot be switched off every further pulse() raises RelayError. Either way the worker thread switches
+off when the time is up, and a pulse asked for while one is pending or running extends it rather than
+starting a second one (`PulsePlan`). The relay is forced off at start, at close() and at interpreter
+exit. A write that fails is retried once after reopening the device. The same worker polls the
+optional inputs (PASS from the turnstile, door sensor) and queues their changes as events.
 """
 
 from __future__ import annotations
@@ -18,148 +18,12 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
-from typing import Protocol
 
-from pydantic import Field
-
-from drivers.config import DriverConfig
+from drivers.relay.config import RelayConfigBase
+from drivers.relay.protocol import InputEvent, RelayError, RelayStats, input_changes
+from drivers.relay.pulse import PulsePlan
 
 log = logging.getLogger(__name__)
-
-
-class RelayError(RuntimeError):
-    """A relay could not be switched (or read back); the gate turns this into an alarm."""
-
-
-@dataclass(frozen=True)
-class InputEvent:
-    """An input changed: `name` is "pass" or "door", `active` its new state, `t` time.monotonic()."""
-
-    name: str
-    active: bool
-    t: float
-
-
-@dataclass(frozen=True)
-class RelayStats:
-    writes: int
-    write_failures: int
-    reconnects: int
-    input_failures: int
-    pulses: int
-    last_error: str | None
-    switch_failures: int = 0  # switches that failed even after the reopen-and-retry (write_failures counts tries)
-
-
-class Relay(Protocol):
-    def start(self) -> None: ...
-
-    def pulse(self, ms: int) -> None: ...
-
-    def set(self, on: bool) -> None: ...
-
-    @property
-    def state(self) -> bool: ...
-
-    @property
-    def pulsing(self) -> bool: ...
-
-    def events(self) -> list[InputEvent]: ...
-
-    def input_state(self, name: str) -> bool | None: ...
-
-    @property
-    def stats(self) -> RelayStats: ...
-
-    def close(self) -> None: ...
-
-
-def input_changes(known: dict[str, bool], edges: list[InputEvent], values: dict[str, bool],
-                  now: float) -> list[InputEvent]:
-    """The input events of one poll, updating `known` (the last state of each input): first the edges the
-    device timestamped (a pulse between two polls counts), then the states read now (stamped `now`).
-    Only a change of state is an event, so an edge already seen as a state is not repeated; the first
-    state of an input is its baseline, not an event."""
-    out = []
-    for event in [*edges, *(InputEvent(name, active, now) for name, active in values.items())]:
-        if known.get(event.name) != event.active:
-            if event.name in known:
-                out.append(event)
-            known[event.name] = event.active
-    return out
-
-
-class RelayConfigBase(DriverConfig):
-    max_pulse_ms: int = Field(30_000, ge=1, le=600_000, description="Longest pulse accepted; longer asks "
-                                                                    "fail.")
-    input_poll_s: float = Field(0.02, gt=0, le=5, description="How often inputs are read, where there are "
-                                                              "any.")
-
-
-class PulsePlan:
-    """When the relay must be on: pure bookkeeping, the times passed in (time.monotonic() values).
-
-    idle --ask()--> pending (one switch-on is owed) --switched_on(t)--> on until `end` --take_off()--> idle.
-    An ask while pending or on never owes a second switch-on; it only makes the pulse last longer. A
-    pulse lasts its full length from the moment the relay was confirmed on, not from the ask. After a
-    failed switch (failed_on, failed_off) switching off is owed at once and comes first: an ask then
-    waits for it (and is dropped if switching off fails, so a turnstile never opens long after its grant).
-    """
-
-    def __init__(self) -> None:
-        self.pending_ms: int | None = None  # asked for, not switched on yet (the longest ask)
-        self.end: float | None = None  # switch off at this time
-        self.forcing_off = False  # `end` is not a pulse's end but an owed switch-off after a failure
-
-    @property
-    def active(self) -> bool:
-        return self.pending_ms is not None or self.end is not None
-
-    def ask(self, now: float, ms: int) -> bool:
-        """A pulse of `ms` is wanted from `now`; True when the relay must be switched on for it."""
-        if self.end is not None and not self.forcing_off:
-            self.end = max(self.end, now + ms / 1000)
-            return False
-        if self.pending_ms is not None:
-            self.pending_ms = max(self.pending_ms, ms)
-            return False
-        self.pending_ms = ms
-        return True
-
-    def switched_on(self, now: float) -> None:
-        """The relay is on since `now` (nothing happens if the pulse was cancelled meanwhile)."""
-        if self.pending_ms is not None:
-            self.end = max(self.end or 0.0, now + self.pending_ms / 1000)
-            self.pending_ms = None
-            self.forcing_off = False
-
-    def failed_on(self, now: float) -> None:
-        """Switching on failed: the relay's state is unknown, so switching off is due at once."""
-        self.pending_ms = None
-        self.end = now
-        self.forcing_off = True
-
-    def failed_off(self, now: float) -> None:
-        """Switching off failed: it is still owed (due at once), and asks waiting for it are dropped."""
-        self.failed_on(now)
-
-    def due(self, now: float) -> bool:
-        return self.end is not None and now >= self.end
-
-    @property
-    def switch_on_owed(self) -> bool:
-        """A switch-on is owed and no switch-off comes first."""
-        return self.pending_ms is not None and self.end is None
-
-    def take_off(self) -> None:
-        """The switch-off is being done: no end any more (a waiting or new ask owes a switch-on)."""
-        self.end = None
-        self.forcing_off = False
-
-    def clear(self) -> None:
-        self.pending_ms = self.end = None
-        self.forcing_off = False
 
 
 class BaseRelay:

@@ -1,21 +1,25 @@
-"""The `sim` thermal driver: a simulator on a private pty, read through the real driver for its kind."""
+"""The `type = "sim"` thermal driver: runs a module emulator (drivers.emulators.thermal) on a private
+pty and reads it through the real driver for its kind, so demos and tests exercise the real byte path."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from drivers.config import DriverConfig
 from drivers.heartbeat import Heartbeat
 from drivers.thermal.ascii_line import AsciiLine, AsciiLineConfig
-from drivers.thermal.base import Reading, SerialThermalSensor, ThermalStats
+from drivers.thermal.config import ThermalConfigBase
 from drivers.thermal.gy_mcu90614 import GyMcu90614, GyMcu90614Config
 from drivers.thermal.gy_mcu90640 import GyMcu90640, GyMcu90640Config
-from drivers.thermal.sim import Scene, ThermalSim
+from drivers.thermal.reading import Reading, ThermalStats
+from drivers.thermal.serial_sensor import SerialThermalSensor
+
+if TYPE_CHECKING:
+    from drivers.emulators.thermal import ThermalSim
 
 
-class ThermalSimConfig(DriverConfig):
+class ThermalSimConfig(ThermalConfigBase):
     type: Literal["sim"] = Field("sim", description="Simulated sensor on a pty, read through the real "
                                                     "driver.")
     kind: Literal["gy_mcu90614", "gy_mcu90640", "ascii_line"] = Field(
@@ -39,13 +43,17 @@ class ThermalSimConfig(DriverConfig):
                              "reading is older than this.")
 
 
-class SimulatedThermal:
-    """A ThermalSensor that owns its simulator; `sim` is exposed for demos and tests."""
+class EmulatedThermal:
+    """A ThermalSensor that owns its module emulator (`sim`) and the real driver reading it (`driver`)."""
 
     def __init__(self, cfg: ThermalSimConfig) -> None:
+        # imported here: the emulator imports this package's drivers (a cycle at import time), and a
+        # config that merely names the `sim` type need not load it
+        from drivers.emulators.thermal import Scene, ThermalSim
+
         scene = Scene(ambient_c=cfg.ambient_c, face_center=(cfg.face_col, cfg.face_row),
                       blackbody=(28, 20, 3, 3) if cfg.blackbody else None, blackbody_c=cfg.blackbody_c)
-        self.sim = ThermalSim(cfg.kind, cfg.scenario, rate_hz=cfg.rate_hz, seed=cfg.seed, scene=scene,
+        self.sim: ThermalSim = ThermalSim(cfg.kind, cfg.scenario, rate_hz=cfg.rate_hz, seed=cfg.seed, scene=scene,
                               fever_windows=tuple(cfg.fever_windows), schedule_period_s=cfg.schedule_period_s)
         self.sim.use_auto_link()
         common = {"port": self.sim.path, "reconnect_min_s": 0.05, "reconnect_max_s": 0.5,

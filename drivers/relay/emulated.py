@@ -1,15 +1,19 @@
-"""The `sim` relay driver: a board simulator on a private pty, driven through the real driver."""
+"""The `type = "sim"` relay driver: runs a board emulator (drivers.emulators.relay) on a private pty and
+drives it through the real LCUS or Modbus RTU driver, so demos and tests exercise the real byte path."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from drivers.relay.base import InputEvent, RelayConfigBase, RelayStats
+from drivers.relay.config import RelayConfigBase
 from drivers.relay.lcus import LcusConfig, LcusRelay
 from drivers.relay.modbus_rtu import ModbusRtuConfig, ModbusRtuRelay
-from drivers.relay.sim import LcusSim, ModbusSim, make_relay_sim
+from drivers.relay.protocol import InputEvent, RelayStats
+
+if TYPE_CHECKING:
+    from drivers.emulators.relay import LcusSim, ModbusSim
 
 
 class RelaySimConfig(RelayConfigBase):
@@ -21,10 +25,12 @@ class RelaySimConfig(RelayConfigBase):
     seed: int = Field(0, description="Random seed of the simulator.")
 
 
-class SimulatedRelay:
-    """A Relay that owns its simulator (`sim`), for demos and tests."""
+class EmulatedRelay:
+    """A Relay that owns its board emulator (`sim`) and the real driver talking to it (`driver`)."""
 
     def __init__(self, cfg: RelaySimConfig) -> None:
+        from drivers.emulators.relay import make_relay_sim  # only when one is made, not for a config
+
         self.sim: LcusSim | ModbusSim = make_relay_sim(cfg.kind, cfg.scenario, seed=cfg.seed)
         self.sim.use_auto_link()
         self.driver: LcusRelay | ModbusRtuRelay

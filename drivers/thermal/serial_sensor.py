@@ -1,152 +1,33 @@
-"""What every thermal sensor driver shares: the Reading, the sensor protocol, and the serial reader thread.
+"""`SerialThermalSensor`: the reader thread behind every serial thermal driver, and `SerialThermalConfig`,
+the settings they all have.
 
 A `SerialThermalSensor` owns one reader thread: it opens the port, sends the module's start command,
 feeds the bytes to the module's frame decoder and keeps the latest good reading. It reconnects with
-backoff when the port vanishes (USB unplug), re-sends the start command when frames stop, and reopens
-the port when they stay away. `change_speed` switches a module's UART speed from the same thread: the
-command goes out at the old speed, the port is reopened at the new one, and without a good frame
-there the driver goes back to the old speed.
+backoff (drivers.backoff) when the port vanishes (USB unplug), re-sends the start command when frames
+stop, and reopens the port when they stay away. `change_speed` switches a module's UART speed from the
+same thread: the command goes out at the old speed, the port is reopened at the new one, and without a
+good frame there the driver goes back to the old speed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
 
-import numpy as np
 import serial
-from numpy.typing import NDArray
 from pydantic import Field
 
-from drivers.config import DriverConfig
+from drivers.backoff import Backoff
 from drivers.heartbeat import DEFAULT_WITHIN_S, Heartbeat
-from drivers.serial_port import Backoff, open_serial
+from drivers.serial_port import open_serial
+from drivers.thermal.config import ThermalConfigBase
+from drivers.thermal.decoder import FrameDecoder
+from drivers.thermal.reading import Reading, Sample, ThermalStats
 
 log = logging.getLogger(__name__)
-
-Frame = NDArray[np.float32]
-FRAME_SHAPE = (24, 32)
-
-
-@dataclass(frozen=True)
-class Reading:
-    """One good reading: object and ambient temperature (C), arrival time (time.monotonic), array frame."""
-
-    object_c: float
-    ambient_c: float  # NaN when the sensor does not report it (plain ASCII sensors)
-    t: float
-    frame: Frame | None = None
-
-    def as_dict(self, with_frame: bool = True) -> dict[str, object]:
-        """JSON-ready: NaN ambient becomes None; the frame a list of 24 rows of 32 values."""
-        out: dict[str, object] = {
-            "object_c": round(self.object_c, 2),
-            "ambient_c": round(self.ambient_c, 2) if math.isfinite(self.ambient_c) else None,
-            "t": self.t,
-        }
-        if with_frame and self.frame is not None:
-            out["frame"] = [[round(float(v), 2) for v in row] for row in self.frame]
-        return out
-
-
-@dataclass(frozen=True)
-class Sample:
-    """A decoded frame, before it gets its arrival time."""
-
-    object_c: float
-    ambient_c: float
-    frame: Frame | None = None
-
-
-@dataclass
-class DecoderCounters:
-    frames_ok: int = 0
-    checksum_failures: int = 0
-    resyncs: int = 0  # times bytes were skipped to find the next frame start
-    bytes_skipped: int = 0
-    implausible: int = 0  # frames with a good checksum but values no such sensor reports
-
-
-class HeaderFrameDecoder:
-    """Fixed-length frames that begin with a header: resynchronise on the header after garbage, check
-    the checksum, then parse. A subclass sets `header` and `frame_len` and gives `checksum_ok` and
-    `parse` (None: the checksum matched but no such sensor reports these values)."""
-
-    header: bytes = b""
-    frame_len: int = 0
-
-    def __init__(self) -> None:
-        self.counters = DecoderCounters()
-        self._buf = bytearray()
-
-    def checksum_ok(self, frame: bytes) -> bool:
-        raise NotImplementedError
-
-    def parse(self, frame: bytes) -> Sample | None:
-        raise NotImplementedError
-
-    def reset(self) -> None:
-        self._buf.clear()
-
-    def _skip(self, n: int) -> None:
-        if n > 0:
-            del self._buf[:n]
-            self.counters.resyncs += 1
-            self.counters.bytes_skipped += n
-
-    def feed(self, data: bytes) -> list[Sample]:
-        self._buf += data
-        out: list[Sample] = []
-        while True:
-            start = self._buf.find(self.header)
-            if start < 0:
-                keep = len(self.header) - 1  # a tail that may be the beginning of a header
-                self._skip(len(self._buf) - keep if len(self._buf) > keep else 0)
-                return out
-            self._skip(start)
-            if len(self._buf) < self.frame_len:
-                return out
-            frame = bytes(self._buf[:self.frame_len])
-            if not self.checksum_ok(frame):
-                self.counters.checksum_failures += 1
-                self._skip(1)
-                continue
-            sample = self.parse(frame)
-            if sample is None:
-                self.counters.implausible += 1
-                self._skip(1)
-                continue
-            del self._buf[:self.frame_len]
-            self.counters.frames_ok += 1
-            out.append(sample)
-
-
-class FrameDecoder(Protocol):
-    """A streaming decoder: bytes in any chunking, good samples out; never raises on bad input."""
-
-    counters: DecoderCounters
-
-    def feed(self, data: bytes) -> list[Sample]: ...
-
-    def reset(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class ThermalStats:
-    frames_ok: int
-    checksum_failures: int
-    resyncs: int
-    bytes_skipped: int
-    implausible: int
-    reconnects: int
-    connected: bool
-    last_error: str | None
-    last_good_age_s: float | None  # None before the first good reading
 
 
 @dataclass
@@ -159,25 +40,7 @@ class _SpeedChange:
     sent_t: float = 0.0
 
 
-class ThermalSensor(Protocol):
-    """A thermal sensor: `read()` is the latest good reading (None if none is fresh)."""
-
-    def start(self) -> None: ...
-
-    def read(self) -> Reading | None: ...
-
-    def wait(self, timeout: float, newer_than: float | None = None) -> Reading | None: ...
-
-    @property
-    def stats(self) -> ThermalStats: ...
-
-    def close(self) -> None: ...
-
-    @property
-    def heartbeat(self) -> Heartbeat: ...
-
-
-class SerialThermalConfig(DriverConfig):
+class SerialThermalConfig(ThermalConfigBase):
     """Settings every serial thermal driver has."""
 
     port: str = Field("/dev/ttyUSB0", description="Serial port (a /dev/serial/by-id/... link survives "

@@ -20,9 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
-import minimalmodbus
-
-from drivers.ptysim import PtyDevice
+from drivers.emulators.pty import PtyDevice
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +31,10 @@ RELAY_SCENARIOS: tuple[str, ...] = get_args(RelayScenario)
 
 
 def _crc(data: bytes) -> bytes:
-    # minimalmodbus's CRC-16/MODBUS (its framing helper, used here to build replies)
+    # minimalmodbus's CRC-16/MODBUS (its framing helper, used here to build replies); imported here, so
+    # importing the emulator (as the `sim` relay driver and `gate --help` do) does not load minimalmodbus
+    import minimalmodbus
+
     crc: bytes = minimalmodbus._calculate_crc(data)
     return crc
 

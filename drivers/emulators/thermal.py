@@ -27,9 +27,9 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from drivers.ptysim import PtyDevice
+from drivers.emulators.pty import PtyDevice
 from drivers.thermal import gy_mcu90614, gy_mcu90640
-from drivers.thermal.base import FRAME_SHAPE, Frame
+from drivers.thermal.reading import FRAME_SHAPE, Frame
 
 log = logging.getLogger(__name__)
 
