@@ -18,6 +18,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from drivers.backoff import Backoff
 from drivers.heartbeat import DEFAULT_WITHIN_S, Heartbeat
 from edge.config.camera import CameraConfig
 from edge.vision.image import Image, ImageError, load_image, to_bgr
@@ -210,21 +211,25 @@ class Camera:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def _wait_to_reopen(self, backoff: Backoff) -> None:
+        delay = backoff.failed()
+        self.heartbeat.beat(delay + DEFAULT_WITHIN_S)
+        self._stop.wait(delay)
+
     def _run(self) -> None:
-        delay = self.cfg.reconnect_min_s
+        backoff = Backoff(self.cfg.reconnect_min_s, self.cfg.reconnect_max_s)
         while not self._stop.is_set():
             self.heartbeat.beat(OPEN_WITHIN_S)
             try:
                 source = self._open(self.cfg)
             except (OSError, cv2.error) as exc:
                 self._fail(f"open failed: {exc}")
-                self.heartbeat.beat(delay + DEFAULT_WITHIN_S)
-                self._stop.wait(delay)
-                delay = min(delay * 2, self.cfg.reconnect_max_s)
+                self._wait_to_reopen(backoff)
                 continue
             with self._lock:
                 self._opened_t = time.monotonic()
-            self.connected, delay = True, self.cfg.reconnect_min_s
+            self.connected = True
+            backoff.reset()
             log.info("camera %s:%s open", self.cfg.type, self.cfg.source)
             try:
                 self._read_loop(source)
@@ -232,9 +237,7 @@ class Camera:
                 source.close()
             if not self._stop.is_set():
                 self.reconnects += 1
-                self.heartbeat.beat(delay + DEFAULT_WITHIN_S)
-                self._stop.wait(delay)
-                delay = min(delay * 2, self.cfg.reconnect_max_s)
+                self._wait_to_reopen(backoff)
 
     def _read_loop(self, source: Source) -> None:
         seq = 0

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from drivers.backoff import Backoff
 from drivers.heartbeat import Heartbeat
 from drivers.relay import Relay, RelayError, make_relay
 from drivers.thermal import ThermalSensor, make_thermal
@@ -47,35 +48,6 @@ class PartHealth:
     ok: bool = True
     detail: str = ""
     since: float = field(default_factory=time.monotonic)
-
-
-@dataclass
-class Backoff:
-    """When a failed part may be restarted: the wait doubles per failure up to `max_s`, and starts again
-    from `min_s` once the part stayed up that long."""
-
-    min_s: float
-    max_s: float
-    delay: float = 0.0  # the wait before the scheduled restart (0: never failed)
-    next_at: float | None = None  # time.monotonic() of the scheduled restart
-    up_since: float | None = None  # the last (re)start
-    restarts: int = 0
-
-    def schedule(self, now: float) -> float:
-        """A failure noticed: schedule the restart (once per failure); the wait."""
-        if self.next_at is None:
-            if self.up_since is not None and now - self.up_since >= self.max_s:
-                self.delay = 0.0  # it had stayed up: a new failure, not a crash loop
-            self.delay = self.min_s if self.delay == 0 else min(self.delay * 2, self.max_s)
-            self.next_at = now + self.delay
-        return self.delay
-
-    def due(self, now: float) -> bool:
-        return self.next_at is not None and now >= self.next_at
-
-    def restarted(self, now: float) -> None:
-        self.next_at, self.up_since = None, now
-        self.restarts += 1
 
 
 class Gate:
