@@ -155,3 +155,23 @@ def test_policy_gate_id_is_refused_with_the_place_of_the_gate_id(tmp_path: Path)
     with pytest.raises(ConfigError) as err:
         load_config(f)
     assert any("line 4" in p and "[gate] id" in p for p in err.value.problems), err.value.problems
+
+
+def test_every_section_has_the_one_base_that_refuses_unknown_keys() -> None:
+    from drivers.config import DriverConfig
+    from edge.config import Section
+
+    assert Section is DriverConfig
+
+    def sections(model: type[BaseModel]) -> list[type[BaseModel]]:
+        found = [model]
+        for field in model.model_fields.values():
+            members = union_members(field) or [field.annotation]
+            for m in members:
+                if isinstance(m, type) and issubclass(m, BaseModel):
+                    found += sections(m)
+        return found
+
+    classes = sections(GateConfig)
+    assert len(classes) > 15 and all(issubclass(c, Section) for c in classes), [
+        c.__name__ for c in classes if not issubclass(c, Section)]
