@@ -29,7 +29,7 @@ def guard(gate: Gate, role: str) -> str:
 
 @pytest.fixture
 def client(live_gate: Gate) -> Iterator[TestClient]:
-    with TestClient(create_app(live_gate, WebConfig(language="en")), follow_redirects=False) as c:
+    with TestClient(create_app(live_gate.web_parts(), WebConfig(language="en")), follow_redirects=False) as c:
         yield c
 
 
@@ -62,7 +62,7 @@ def test_login_session_cookie_and_logout(live_gate: Gate, client: TestClient) ->
 def test_secure_cookie_and_expiry(live_gate: Gate) -> None:
     name = guard(live_gate, "viewer")
     cfg = WebConfig(secure_cookies=True, session_hours=0.001)  # 3.6 s
-    with TestClient(create_app(live_gate, cfg), base_url="https://testserver", follow_redirects=False) as c:
+    with TestClient(create_app(live_gate.web_parts(), cfg), base_url="https://testserver", follow_redirects=False) as c:
         form = c.get("/login")
         r = c.post("/login", data={"csrf": csrf_of(form.text), "name": name, "password": PASSWORD})
         cookie = next(v for k, v in r.headers.multi_items() if k == "set-cookie" and v.startswith("gate_session="))
@@ -87,7 +87,7 @@ def test_csrf_required_on_every_post(live_gate: Gate, client: TestClient) -> Non
 
 def test_login_rate_limited_per_ip_and_per_user(live_gate: Gate) -> None:
     name = guard(live_gate, "operator")
-    app = create_app(live_gate, WebConfig(login_attempts_per_minute=3))
+    app = create_app(live_gate.web_parts(), WebConfig(login_attempts_per_minute=3))
 
     def attempt(ip: str, user: str, password: str) -> int:
         with TestClient(app, follow_redirects=False, client=(ip, 4000)) as c:
@@ -161,7 +161,7 @@ def test_events_filter_and_pagination(live_gate: Gate) -> None:
                          ({"code": "unknown_face", "effect": "deny", "params": {"score": 0.21}},))
         live_gate.writer.submit(live_gate.store.record_event, ev, passage=False).result(10)
         made.append(ev)
-    with TestClient(create_app(live_gate, WebConfig(language="en", max_events_page=3)),
+    with TestClient(create_app(live_gate.web_parts(), WebConfig(language="en", max_events_page=3)),
                     follow_redirects=False) as c:
         login(c, guard(live_gate, "viewer"))
         window = {"since": "2021-03-01T00:00:00+00:00", "until": "2021-03-02T00:00:00+00:00"}
@@ -274,7 +274,7 @@ def test_healthz_metrics_and_openapi(live_gate: Gate, client: TestClient) -> Non
 
 
 def test_language_from_browser_or_guard(live_gate: Gate) -> None:
-    with TestClient(create_app(live_gate), follow_redirects=False) as c:  # default zh-CN
+    with TestClient(create_app(live_gate.web_parts()), follow_redirects=False) as c:  # default zh-CN
         assert "保安登录" in c.get("/login").text
         en = c.get("/login", headers={"Accept-Language": "en-GB,en;q=0.9,zh;q=0.5"}).text
         assert "Guard login" in en and "保安登录" not in en
