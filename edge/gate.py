@@ -39,6 +39,7 @@ from edge.vision import FaceEngine
 
 if TYPE_CHECKING:
     from edge.sync.mqtt import MqttSync
+    from edge.web.ports import WebParts
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +212,24 @@ class Gate:
         """The latest frame with face boxes and names drawn on a copy (for the live preview)."""
         return self.lane.preview_jpeg(quality)
 
+    def web_parts(self) -> WebParts:
+        """What the guards' page may see and do of this gate (`edge.web.ports`): its read-only store, its
+        writes through the store writer, the gate's actions, identity and the MQTT link's state."""
+        from edge.web.ports import GateActions, GuardWrites, WebParts
+
+        def cached_name(person_id: str) -> str | None:
+            person = self.lane.whitelist.persons.get(person_id)  # the whitelist in use now (it is swapped)
+            return person.name if person is not None else None
+
+        sync = self.sync
+        return WebParts(
+            gate_id=self.cfg.gate.id, timezone=self.policy.timezone, web=self.cfg.web, store=self.store,
+            writes=GuardWrites(self.writer),
+            gate=GateActions(manual_open=self.manual_open, subscribe=self.subscribe, preview_jpeg=self.preview_jpeg,
+                             health=self.health_snapshot, alive=self.alive, stopping=self.stop_event.is_set,
+                             record_alarm=self.record_alarm, relay_pulses=lambda: self.relay.stats.pulses),
+            cached_name=cached_name, mqtt_connected=(lambda: sync.connected) if sync is not None else None)
+
     # -- parts --------------------------------------------------------------------------------------
     def _alarm(self, kind: str, severity: str, message: str, **details: object) -> None:
         log.warning("alarm %s: %s", kind, message)
@@ -293,7 +312,7 @@ class Gate:
         if self.cfg.web.enabled:
             from edge.web.server import WebServer  # FastAPI and uvicorn only when the page is on
 
-            self.web_server = WebServer(self, self.cfg.web)
+            self.web_server = WebServer(self.web_parts(), self.cfg.web)
             self.web_server.start()
         if self.sync is not None:
             self.sync.start()

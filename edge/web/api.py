@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from drivers.relay import RelayError
 from edge.records import PersonRecord, ts_text
+from edge.store.errors import StoreError
 from edge.web.app import WebState, require_session, web_state
 from edge.web.auth import Session, same_token
 from edge.web.views import alarm_view, event_view, health_view
@@ -84,7 +85,7 @@ def local_dt(value: datetime | None, st: WebState) -> datetime | None:
 @router.get("/healthz", summary="Liveness for supervisors and load balancers (no login)")
 def healthz(st: State) -> JSONResponse:
     alive = st.gate.alive()
-    return JSONResponse({"ok": alive, "gate_id": st.gate.cfg.gate.id}, status_code=200 if alive else 503)
+    return JSONResponse({"ok": alive, "gate_id": st.parts.gate_id}, status_code=200 if alive else 503)
 
 
 @router.get("/metrics", include_in_schema=False)
@@ -95,7 +96,7 @@ def metrics(st: State) -> Response:
 @router.get("/api/status", summary="The gate's health snapshot and the MQTT state")
 def status(st: State, _s: Guard) -> dict[str, Any]:
     has_sync, sync_ok = st.sync_health()
-    return {**st.gate.health_snapshot(), "mqtt": {"configured": has_sync, "connected": sync_ok}}
+    return {**st.gate.health(), "mqtt": {"configured": has_sync, "connected": sync_ok}}
 
 
 @router.get("/api/events", summary="Recorded decisions, newest first")
@@ -105,24 +106,24 @@ def events(st: State, _s: Guard, since: datetime | None = None, until: datetime 
            limit: Annotated[int, Query(ge=1, le=1000)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
            ) -> list[dict[str, Any]]:
     limit = min(limit, st.cfg.max_events_page)
-    found = st.gate.store.events(since=local_dt(since, st), until=local_dt(until, st), person_id=person_id or None,
-                                 decision=decision, limit=limit, offset=offset, newest_first=True)
+    found = st.store.events(since=local_dt(since, st), until=local_dt(until, st), person_id=person_id or None,
+                            decision=decision, limit=limit, offset=offset, newest_first=True)
     return [e.to_dict() for e in found]
 
 
 @router.get("/api/events/{event_id}", summary="One decision with reasons, temperature inputs and scores")
 def event(st: State, _s: Guard, event_id: str) -> dict[str, Any]:
-    ev = st.gate.store.get_event(event_id)
+    ev = st.store.get_event(event_id)
     if ev is None:
         raise HTTPException(404, "no such event")
-    crop = st.gate.store.snapshots and st.gate.store.get_snapshot(event_id) is not None
+    crop = st.store.snapshots and st.store.get_snapshot(event_id) is not None
     return {**ev.to_dict(), "has_snapshot": crop}
 
 
 @router.get("/api/events/{event_id}/snapshot.jpg", summary="The face crop (only when snapshots are on)",
             response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
 def snapshot(st: State, _s: Guard, event_id: str) -> Response:
-    jpeg = st.gate.store.get_snapshot(event_id) if st.gate.store.snapshots else None
+    jpeg = st.store.get_snapshot(event_id) if st.store.snapshots else None
     if jpeg is None:
         raise HTTPException(404, "no face crop for this event")
     return Response(jpeg, media_type="image/jpeg")
@@ -133,18 +134,24 @@ def alarms(st: State, _s: Guard, unacknowledged: bool = False,
            kind: Annotated[str | None, Query(max_length=64)] = None,
            limit: Annotated[int, Query(ge=1, le=1000)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
            ) -> list[dict[str, Any]]:
-    found = st.gate.store.alarms(kind=kind or None, unacknowledged=unacknowledged,
-                                 limit=min(limit, st.cfg.max_events_page), offset=offset)
+    found = st.store.alarms(kind=kind or None, unacknowledged=unacknowledged,
+                            limit=min(limit, st.cfg.max_events_page), offset=offset)
     return [{**a.to_dict(), "acknowledged_by": a.acknowledged_by,
              "acknowledged_at": ts_text(a.acknowledged_at) if a.acknowledged_at else None} for a in found]
 
 
-@router.post("/api/alarms/{alarm_id}/ack", summary="Acknowledge an alarm as the logged-in guard")
+@router.post("/api/alarms/{alarm_id}/ack", summary="Acknowledge an alarm as the logged-in guard",
+             responses={404: {"description": "no such unacknowledged alarm"},
+                        503: {"description": "the store refused the write (disk full): try again"}})
 def acknowledge(st: State, s: CsrfGuard, alarm_id: Annotated[str, PathParam(max_length=64)]) -> AckResult:
-    done = st.gate.writer.submit(st.gate.store.acknowledge_alarm, alarm_id, s.guard).result(timeout=10)
+    try:
+        done = st.writes.acknowledge_alarm(alarm_id, s.guard).result(timeout=10)
+    except (StoreError, TimeoutError) as exc:
+        log.error("alarm %s not acknowledged by %s: %s", alarm_id, s.guard, exc)
+        raise HTTPException(503, f"the store did not take the acknowledgement: {exc}") from exc
     if not done:
         raise HTTPException(404, "no unacknowledged alarm with this id")
-    st.gate.writer.submit(st.gate.store.audit, s.guard, "alarm_ack", {"alarm_id": alarm_id})
+    st.writes.audit(s.guard, "alarm_ack", {"alarm_id": alarm_id})
     log.info("alarm %s acknowledged by %s", alarm_id, s.guard)
     return AckResult(id=alarm_id, acknowledged_by=s.guard)
 
@@ -154,24 +161,23 @@ def acknowledge(st: State, s: CsrfGuard, alarm_id: Annotated[str, PathParam(max_
                         502: {"description": "the relay failed"}})
 def manual_open(st: State, s: CsrfGuard, body: OpenRequest) -> OpenResult:
     if s.role != "operator":
-        st.gate.writer.submit(st.gate.store.audit, s.guard, "manual_open_refused", {"role": s.role})
+        st.writes.audit(s.guard, "manual_open_refused", {"role": s.role})
         raise HTTPException(403, "only operators may open the gate")
     try:
         ev = st.gate.manual_open(s.guard, body.reason)
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from exc
     except RelayError as exc:
-        st.gate.writer.submit(st.gate.store.audit, s.guard, "manual_open_failed",
-                              {"reason": body.reason, "error": str(exc)})
+        st.writes.audit(s.guard, "manual_open_failed", {"reason": body.reason, "error": str(exc)})
         raise HTTPException(502, f"relay failed: {exc}") from exc
-    return OpenResult(event_id=ev.event_id, pulses=st.gate.relay.stats.pulses)
+    return OpenResult(event_id=ev.event_id, pulses=st.gate.relay_pulses())
 
 
 @router.get("/api/persons", summary="The cached whitelist, searchable (no face templates)")
 def persons(st: State, _s: Guard, q: Annotated[str | None, Query(max_length=100)] = None,
             limit: Annotated[int, Query(ge=1, le=1000)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
             ) -> list[PersonOut]:
-    found = st.gate.store.list_persons(q or None, limit=min(limit, st.cfg.max_events_page), offset=offset)
+    found = st.store.list_persons(q or None, limit=min(limit, st.cfg.max_events_page), offset=offset)
     return [PersonOut.of(p) for p in found]
 
 
@@ -182,8 +188,8 @@ def _sse(kind: str, data: object) -> str:
 def health_payload(st: WebState, request: Request) -> dict[str, Any]:
     """Health figures as text in the request's language, plus the unacknowledged alarm count."""
     has_sync, sync_ok = st.sync_health()
-    view = health_view(st.gate.health_snapshot(), has_sync, sync_ok, st.translator(request))
-    view["unacked"] = len(st.gate.store.alarms(unacknowledged=True, limit=1000))
+    view = health_view(st.gate.health(), has_sync, sync_ok, st.translator(request))
+    view["unacked"] = len(st.store.alarms(unacknowledged=True, limit=1000))
     return view
 
 
@@ -201,7 +207,7 @@ async def stream(request: Request, st: State, s: Guard) -> StreamingResponse:
             while True:
                 if loop.time() >= next_health:  # on schedule, however busy the gate is
                     next_health = loop.time() + HEALTH_EVERY_S
-                    if st.sessions.get(token) is None:
+                    if await asyncio.to_thread(st.live_session, token) is None:  # logged out or disabled
                         yield _sse("logout", {})
                         return
                     yield _sse("health", await asyncio.to_thread(health_payload, st, request))
@@ -225,11 +231,15 @@ async def stream(request: Request, st: State, s: Guard) -> StreamingResponse:
 
 
 @router.get("/preview.mjpg", include_in_schema=False)
-async def preview(st: State, _s: Guard, frames: Annotated[int, Query(ge=0, le=100_000)] = 0) -> StreamingResponse:
-    """The live camera view with face boxes and names; `frames` > 0 ends the stream after that many."""
+async def preview(st: State, s: Guard, frames: Annotated[int, Query(ge=0, le=100_000)] = 0) -> StreamingResponse:
+    """The live camera view with face boxes and names; `frames` > 0 ends the stream after that many. The
+    stream ends too once the guard's session does (logout, expiry, `gate guard disable`)."""
     async def parts() -> AsyncIterator[bytes]:
         sent = 0
-        while not st.live.closed and not st.gate.stop_event.is_set() and (frames == 0 or sent < frames):
+        while not st.live.closed and not st.gate.stopping() and (frames == 0 or sent < frames):
+            if await asyncio.to_thread(st.live_session, s.token) is None:  # logged out, expired or disabled
+                log.info("preview of %s ended: the session is no longer valid", s.guard)
+                return
             jpeg = await asyncio.to_thread(st.gate.preview_jpeg)
             if jpeg:
                 yield (b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: " + str(len(jpeg)).encode()

@@ -1,6 +1,7 @@
-"""`create_app(gate)`: the guards' FastAPI app (pages, JSON API, live stream, health and metrics).
+"""`create_app(parts)`: the guards' FastAPI app (pages, JSON API, live stream, health and metrics).
 
-State shared by the routes lives in `WebState` on `app.state.web`; the routes are in `pages.py`
+The app sees its gate only through `WebParts` (`edge.web.ports`, built by `Gate.web_parts()`). State
+shared by the routes lives in `WebState` on `app.state.web`; the routes are in `pages.py`
 (server-rendered HTML, not in the OpenAPI schema) and `api.py` (JSON, documented in /openapi.json).
 """
 
@@ -13,7 +14,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request, Response
@@ -27,9 +27,7 @@ from edge.web.auth import SESSION_COOKIE, LoginLimiter, Session, Sessions
 from edge.web.i18n import LANG_COOKIE, Translator, pick_language
 from edge.web.live import Live
 from edge.web.metrics import GateMetrics
-
-if TYPE_CHECKING:
-    from edge.gate import Gate
+from edge.web.ports import GateActions, GuardWrites, StoreView, WebParts
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -43,7 +41,7 @@ class LoginRequired(Exception):
 
 @dataclass
 class WebState:
-    gate: Gate
+    parts: WebParts
     cfg: WebConfig
     sessions: Sessions
     limiter: LoginLimiter
@@ -51,6 +49,18 @@ class WebState:
     live: Live
     templates: Jinja2Templates
     tz: tzinfo
+
+    @property
+    def store(self) -> StoreView:
+        return self.parts.store
+
+    @property
+    def writes(self) -> GuardWrites:
+        return self.parts.writes
+
+    @property
+    def gate(self) -> GateActions:
+        return self.parts.gate
 
     def lang(self, request: Request) -> str:
         return pick_language(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"),
@@ -61,7 +71,13 @@ class WebState:
 
     def session(self, request: Request) -> Session | None:
         """The request's session, if it is valid and its guard still exists and is not disabled."""
-        s = self.sessions.get(request.cookies.get(SESSION_COOKIE))
+        return self.live_session(request.cookies.get(SESSION_COOKIE))
+
+    def live_session(self, token: str | None) -> Session | None:
+        """The session of this token if it has not expired and its guard still exists and is not disabled
+        (the store is asked each time: `gate guard disable` ends the guard's sessions at their next use);
+        its role is the guard's current one. Reads the store: call it off the event loop."""
+        s = self.sessions.get(token)
         if s is None:
             return None
         guard = self.guard(s.guard)
@@ -72,17 +88,15 @@ class WebState:
         return s
 
     def guard(self, name: str) -> GuardRecord | None:
-        return self.gate.store.get_guard(name)
+        return self.store.get_guard(name)
 
     def sync_health(self) -> tuple[bool, bool | None]:
         """(MQTT configured, connected or None when unknown)."""
-        sync = getattr(self.gate, "sync", None)
-        if sync is None:
+        connected = self.parts.mqtt_connected
+        if connected is None:
             return False, None
-        connected = getattr(sync, "connected", None)
-        if callable(connected):
-            connected = connected()
-        return True, bool(connected) if connected is not None else None
+        state = connected()
+        return True, bool(state) if state is not None else None
 
     def client_ip(self, request: Request) -> str:
         return request.client.host if request.client else "unknown"
@@ -100,16 +114,16 @@ def require_session(request: Request) -> Session:
     return s
 
 
-def create_app(gate: Gate, cfg: WebConfig | None = None) -> FastAPI:
-    """The app for this gate; `cfg` defaults to the gate's `[web]` section."""
+def create_app(parts: WebParts, cfg: WebConfig | None = None) -> FastAPI:
+    """The app for the gate `parts` come from; `cfg` defaults to the gate's `[web]` section."""
     from edge.web.api import router as api_router
     from edge.web.pages import router as pages_router
 
-    web_cfg: WebConfig = cfg if cfg is not None else gate.cfg.web
-    metrics = GateMetrics(gate)
-    live = Live(gate, metrics)
+    web_cfg: WebConfig = cfg if cfg is not None else parts.web
+    metrics = GateMetrics(parts.gate)
+    live = Live(parts.gate, metrics)
     try:
-        tz: tzinfo = ZoneInfo(gate.cfg.policy.timezone)
+        tz: tzinfo = ZoneInfo(parts.timezone)
     except (KeyError, ValueError):
         tz = ZoneInfo("UTC")
 
@@ -121,11 +135,11 @@ def create_app(gate: Gate, cfg: WebConfig | None = None) -> FastAPI:
         finally:
             live.stop()
 
-    app = FastAPI(title=f"edge-gate {gate.cfg.gate.id}", version="1", lifespan=lifespan,
+    app = FastAPI(title=f"edge-gate {parts.gate_id}", version="1", lifespan=lifespan,
                   docs_url=None, redoc_url=None,
                   description="The guards' status page of one gate: JSON API (the HTML pages are not listed).")
     templates = Jinja2Templates(directory=str(HERE / "templates"))
-    app.state.web = WebState(gate, web_cfg, Sessions(web_cfg.session_hours),
+    app.state.web = WebState(parts, web_cfg, Sessions(web_cfg.session_hours),
                              LoginLimiter(web_cfg.login_attempts_per_minute), metrics, live, templates, tz)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(api_router)

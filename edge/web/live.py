@@ -9,12 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from edge.web.metrics import GateMetrics
-
-if TYPE_CHECKING:
-    from edge.gate import Gate
+from edge.web.ports import GateActions
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +20,7 @@ QUEUE_SIZE = 200
 
 
 class Live:
-    def __init__(self, gate: Gate, metrics: GateMetrics) -> None:
+    def __init__(self, gate: GateActions, metrics: GateMetrics) -> None:
         self.gate = gate
         self.metrics = metrics
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -5,24 +5,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:
-    from edge.gate import Gate
+from edge.web.ports import GateActions
 
 _KIND = re.compile(r"^[a-z0-9_]{1,40}$")
 
 
 class _HealthCollector(Collector):
-    def __init__(self, gate: Gate) -> None:
+    def __init__(self, gate: GateActions) -> None:
         self.gate = gate
 
     def collect(self) -> Iterator[Metric]:
-        h: dict[str, Any] = self.gate.health_snapshot()
+        h: dict[str, Any] = self.gate.health()
         cam = h.get("camera") or {}
         relay = h.get("relay") or {}
         wl = h.get("whitelist") or {}
@@ -47,7 +46,7 @@ class _HealthCollector(Collector):
 
 
 class GateMetrics:
-    def __init__(self, gate: Gate) -> None:
+    def __init__(self, gate: GateActions) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.decisions = Counter("edge_gate_decisions", "Access decisions by outcome", ["outcome"],
                                  registry=self.registry)

@@ -34,8 +34,8 @@ def render(st: WebState, request: Request, name: str, session: Session | None, s
            **context: Any) -> HTMLResponse:
     t = st.translator(request)
     base = {"t": t, "lang": t.lang, "session": session, "csrf": session.csrf if session else "",
-            "gate_id": st.gate.cfg.gate.id, "active": name.removesuffix(".html"),
-            "unacked": len(st.gate.store.alarms(unacknowledged=True, limit=1000)) if session else 0}
+            "gate_id": st.parts.gate_id, "active": name.removesuffix(".html"),
+            "unacked": len(st.store.alarms(unacknowledged=True, limit=1000)) if session else 0}
     return st.templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
 
 
@@ -85,10 +85,10 @@ async def login(request: Request, st: State) -> Response:
     guard = await asyncio.to_thread(st.guard, name) if name else None
     ok = await asyncio.to_thread(verify_password, guard.password_hash if guard else None, password)
     if not ok or guard is None or guard.disabled:
-        st.gate.writer.submit(st.gate.store.audit, name or "-", "login_failed", {"ip": ip})
+        st.writes.audit(name or "-", "login_failed", {"ip": ip})
         return _login_page(st, request, t("login.failed"), 401)
     session = st.sessions.create(guard.name, guard.role)
-    st.gate.writer.submit(st.gate.store.audit, guard.name, "login", {"ip": ip, "role": guard.role})
+    st.writes.audit(guard.name, "login", {"ip": ip, "role": guard.role})
     log.info("guard %s (%s) logged in from %s", guard.name, guard.role, ip)
     response = RedirectResponse("/", status_code=303)
     set_cookie(st, response, SESSION_COOKIE, session.token, max(1, int(st.sessions.lifetime_s)))
@@ -102,7 +102,7 @@ async def logout(request: Request, st: State, s: Guard) -> Response:
     if form is None or not same_token(form.get("csrf"), s.csrf):
         return render(st, request, "error.html", s, 403, message=st.translator(request)("csrf.failed"))
     st.sessions.drop(s.token)
-    st.gate.writer.submit(st.gate.store.audit, s.guard, "logout", {})
+    st.writes.audit(s.guard, "logout", {})
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -121,9 +121,9 @@ def set_language(lang: str, st: State, back: str = "/") -> Response:
 @router.get("/", response_class=HTMLResponse)
 def status_page(request: Request, st: State, s: Guard) -> Response:
     t = st.translator(request)
-    recent = st.gate.store.events(limit=10, newest_first=True)
+    recent = st.store.events(limit=10, newest_first=True)
     views = [event_view(e.to_dict(), _name(st, e.person_id), t, st.tz) for e in recent]
-    unacked = [alarm_view(_alarm_dict(a), t, st.tz) for a in st.gate.store.alarms(unacknowledged=True, limit=20)]
+    unacked = [alarm_view(_alarm_dict(a), t, st.tz) for a in st.store.alarms(unacknowledged=True, limit=20)]
     return render(st, request, "status.html", s, last=views[0] if views else None, recent=views,
                   health=health_payload(st, request), alarms=unacked)
 
@@ -134,10 +134,10 @@ def events_page(request: Request, st: State, s: Guard, since: str = "", until: s
                 page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> Response:
     t = st.translator(request)
     size = st.cfg.max_events_page
-    found = st.gate.store.events(since=_parse_local(since, st), until=_parse_local(until, st),
-                                 person_id=person.strip() or None,
-                                 decision="grant" if decision == "grant" else "deny" if decision == "deny" else None,
-                                 limit=size + 1, offset=(page - 1) * size, newest_first=True)
+    found = st.store.events(since=_parse_local(since, st), until=_parse_local(until, st),
+                            person_id=person.strip() or None,
+                            decision="grant" if decision == "grant" else "deny" if decision == "deny" else None,
+                            limit=size + 1, offset=(page - 1) * size, newest_first=True)
     rows = [event_view(e.to_dict(), _name(st, e.person_id), t, st.tz) for e in found[:size]]
     query = {"since": since, "until": until, "person": person, "decision": decision}
     return render(st, request, "events.html", s, rows=rows, q=query, page=page, more=len(found) > size)
@@ -146,12 +146,12 @@ def events_page(request: Request, st: State, s: Guard, since: str = "", until: s
 @router.get("/events/{event_id}", response_class=HTMLResponse)
 def event_page(request: Request, st: State, s: Guard, event_id: str) -> Response:
     t = st.translator(request)
-    ev = st.gate.store.get_event(event_id[:64])
+    ev = st.store.get_event(event_id[:64])
     if ev is None:
         return render(st, request, "error.html", s, 404, message=t("event.not_found"))
-    crop = st.gate.store.snapshots and st.gate.store.get_snapshot(ev.event_id) is not None
+    crop = st.store.snapshots and st.store.get_snapshot(ev.event_id) is not None
     return render(st, request, "event.html", s, ev=event_view(ev.to_dict(), _name(st, ev.person_id), t, st.tz),
-                  raw=ev, crop=crop, snapshots_on=st.gate.store.snapshots)
+                  raw=ev, crop=crop, snapshots_on=st.store.snapshots)
 
 
 @router.get("/alarms", response_class=HTMLResponse)
@@ -159,7 +159,7 @@ def alarms_page(request: Request, st: State, s: Guard, unacked: bool = False,
                 page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> Response:
     t = st.translator(request)
     size = st.cfg.max_events_page
-    found = st.gate.store.alarms(unacknowledged=unacked, limit=size + 1, offset=(page - 1) * size)
+    found = st.store.alarms(unacknowledged=unacked, limit=size + 1, offset=(page - 1) * size)
     rows = [alarm_view(_alarm_dict(a), t, st.tz) for a in found[:size]]
     return render(st, request, "alarms.html", s, rows=rows, only_unacked=unacked, page=page, more=len(found) > size)
 
@@ -168,7 +168,7 @@ def alarms_page(request: Request, st: State, s: Guard, unacked: bool = False,
 def persons_page(request: Request, st: State, s: Guard, q: Annotated[str, Query(max_length=100)] = "",
                  page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> Response:
     size = st.cfg.max_events_page
-    found = st.gate.store.list_persons(q.strip() or None, limit=size + 1, offset=(page - 1) * size)
+    found = st.store.list_persons(q.strip() or None, limit=size + 1, offset=(page - 1) * size)
     rows = [{"id": p.id, "name": p.name, "kind": p.kind, "status": p.status, "unit": p.unit or "",
              "valid": _valid_text(p.valid_from, p.valid_until, st),
              "uses": f"{p.uses}/{p.max_uses}" if p.max_uses is not None else str(p.uses)} for p in found[:size]]
@@ -178,10 +178,10 @@ def persons_page(request: Request, st: State, s: Guard, q: Annotated[str, Query(
 def _name(st: WebState, person_id: str | None) -> str | None:
     if person_id is None:
         return None
-    cached = st.gate.lane.whitelist.persons.get(person_id)
+    cached = st.parts.cached_name(person_id)
     if cached is not None:
-        return cached.name
-    p = st.gate.store.get_person(person_id)
+        return cached
+    p = st.store.get_person(person_id)
     return p.name if p else None
 
 

@@ -1,4 +1,4 @@
-"""`WebServer(gate, cfg)`: the guards' page served by uvicorn on a thread inside the gate process.
+"""`WebServer(parts, cfg)`: the guards' page served by uvicorn on a thread inside the gate process.
 
 `start()` returns once the socket listens (or logs, raises a `web_fault` alarm and returns False when it
 cannot: the gate keeps working without its page); `stop()` ends the live streams, asks uvicorn to exit
@@ -11,25 +11,22 @@ import logging
 import threading
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import uvicorn
 
 from edge.config.web import WebConfig
 from edge.records import AlarmRecord
 from edge.web.app import WebState, create_app
-
-if TYPE_CHECKING:
-    from edge.gate import Gate
+from edge.web.ports import WebParts
 
 log = logging.getLogger(__name__)
 
 
 class WebServer:
-    def __init__(self, gate: Gate, cfg: WebConfig | None = None) -> None:
-        self.gate = gate
-        self.cfg = cfg if cfg is not None else gate.cfg.web
-        self.app = create_app(gate, self.cfg)
+    def __init__(self, parts: WebParts, cfg: WebConfig | None = None) -> None:
+        self.parts = parts
+        self.cfg = cfg if cfg is not None else parts.web
+        self.app = create_app(parts, self.cfg)
         self.server = uvicorn.Server(uvicorn.Config(
             self.app, host=self.cfg.host, port=self.cfg.port, log_level="warning", access_log=False,
             lifespan="on", timeout_graceful_shutdown=2, server_header=False))
@@ -66,8 +63,8 @@ class WebServer:
             time.sleep(0.02)
         message = f"the guards' page could not listen on {self.cfg.host}:{self.cfg.port}"
         log.error("%s", message)
-        self.gate.record_alarm(AlarmRecord(ts=datetime.now(UTC), kind="web_fault", severity="high",
-                                           message=message, gate_id=self.gate.cfg.gate.id))
+        self.parts.gate.record_alarm(AlarmRecord(ts=datetime.now(UTC), kind="web_fault", severity="high",
+                                                 message=message, gate_id=self.parts.gate_id))
         self.stop()
         return False
 

@@ -64,7 +64,7 @@ def _needles(store: Store, model_id: str) -> list[bytes]:
 
 @pytest.fixture(scope="module")
 def page(live_gate: Gate) -> Iterator[Page]:
-    app = create_app(live_gate, WebConfig(language="en"))
+    app = create_app(live_gate.web_parts(), WebConfig(language="en"))
     client = TestClient(app, follow_redirects=False)  # logging in needs no lifespan
     csrf = login(client, add_guard(live_gate, "fuzz-operator", "operator"))
     token = client.cookies[SESSION_COOKIE]

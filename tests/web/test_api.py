@@ -1,13 +1,15 @@
 """The guards' page through FastAPI's TestClient against a real, running gate on the demo scene:
 login and sessions, CSRF, the login rate limit, roles, manual open, alarms, events, persons, health,
-metrics, OpenAPI and language choice."""
+metrics, OpenAPI and language choice; the page's audit rows on a full disk."""
 
 from __future__ import annotations
 
 import itertools
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -17,8 +19,11 @@ from web_helpers import PASSWORD, add_guard, body_csrf, csrf_of, login, wait_for
 
 from edge.config.web import WebConfig
 from edge.gate import Gate
-from edge.store import AlarmRecord, EventRecord
+from edge.store import AlarmRecord, EventRecord, Store, StoreFullError
+from edge.store.writer import StoreWriter
 from edge.web.app import create_app
+from edge.web.auth import hash_password
+from edge.web.ports import GuardWrites
 
 _names = itertools.count()
 
@@ -29,7 +34,7 @@ def guard(gate: Gate, role: str) -> str:
 
 @pytest.fixture
 def client(live_gate: Gate) -> Iterator[TestClient]:
-    with TestClient(create_app(live_gate, WebConfig(language="en")), follow_redirects=False) as c:
+    with TestClient(create_app(live_gate.web_parts(), WebConfig(language="en")), follow_redirects=False) as c:
         yield c
 
 
@@ -62,7 +67,7 @@ def test_login_session_cookie_and_logout(live_gate: Gate, client: TestClient) ->
 def test_secure_cookie_and_expiry(live_gate: Gate) -> None:
     name = guard(live_gate, "viewer")
     cfg = WebConfig(secure_cookies=True, session_hours=0.001)  # 3.6 s
-    with TestClient(create_app(live_gate, cfg), base_url="https://testserver", follow_redirects=False) as c:
+    with TestClient(create_app(live_gate.web_parts(), cfg), base_url="https://testserver", follow_redirects=False) as c:
         form = c.get("/login")
         r = c.post("/login", data={"csrf": csrf_of(form.text), "name": name, "password": PASSWORD})
         cookie = next(v for k, v in r.headers.multi_items() if k == "set-cookie" and v.startswith("gate_session="))
@@ -87,7 +92,7 @@ def test_csrf_required_on_every_post(live_gate: Gate, client: TestClient) -> Non
 
 def test_login_rate_limited_per_ip_and_per_user(live_gate: Gate) -> None:
     name = guard(live_gate, "operator")
-    app = create_app(live_gate, WebConfig(login_attempts_per_minute=3))
+    app = create_app(live_gate.web_parts(), WebConfig(login_attempts_per_minute=3))
 
     def attempt(ip: str, user: str, password: str) -> int:
         with TestClient(app, follow_redirects=False, client=(ip, 4000)) as c:
@@ -161,7 +166,7 @@ def test_events_filter_and_pagination(live_gate: Gate) -> None:
                          ({"code": "unknown_face", "effect": "deny", "params": {"score": 0.21}},))
         live_gate.writer.submit(live_gate.store.record_event, ev, passage=False).result(10)
         made.append(ev)
-    with TestClient(create_app(live_gate, WebConfig(language="en", max_events_page=3)),
+    with TestClient(create_app(live_gate.web_parts(), WebConfig(language="en", max_events_page=3)),
                     follow_redirects=False) as c:
         login(c, guard(live_gate, "viewer"))
         window = {"since": "2021-03-01T00:00:00+00:00", "until": "2021-03-02T00:00:00+00:00"}
@@ -274,7 +279,7 @@ def test_healthz_metrics_and_openapi(live_gate: Gate, client: TestClient) -> Non
 
 
 def test_language_from_browser_or_guard(live_gate: Gate) -> None:
-    with TestClient(create_app(live_gate), follow_redirects=False) as c:  # default zh-CN
+    with TestClient(create_app(live_gate.web_parts()), follow_redirects=False) as c:  # default zh-CN
         assert "保安登录" in c.get("/login").text
         en = c.get("/login", headers={"Accept-Language": "en-GB,en;q=0.9,zh;q=0.5"}).text
         assert "Guard login" in en and "保安登录" not in en
@@ -298,3 +303,54 @@ def test_security_headers_and_escaping(live_gate: Gate, client: TestClient) -> N
     live_gate.writer.submit(live_gate.store.record_alarm, evil).result(10)
     page = client.get("/alarms").text
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def _fill(store: Store) -> None:
+    """Fill a size-limited store: big events, then audit rows down to the smallest there is."""
+    pad = ({"code": "pad", "effect": "deny", "params": {"pad": "p" * 2000}},)
+    with pytest.raises(StoreFullError):
+        for _ in range(10_000):
+            store.record_event(EventRecord(ts=datetime.now(UTC), gate_id="web-gate", direction="in",
+                                           decision="deny", reasons=pad), passage=False)
+    for details in ({"pad": "p" * 200}, {}):
+        with pytest.raises(StoreFullError):
+            for _ in range(10_000):
+                store.audit("x", "x", details)
+
+
+def test_audit_rows_kept_on_a_full_disk_and_written_once_there_is_room(live_gate: Gate, tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "full.db", max_bytes=256 * 1024)
+    writer = StoreWriter(store)
+    name = "full-disk-operator"
+    try:
+        store.add_guard(name, "viewer", hash_password(PASSWORD))
+        _fill(store)
+        filled = len(store.audit_entries(limit=10_000))
+        parts = replace(live_gate.web_parts(), store=store, writes=GuardWrites(writer))  # the real gate, full disk
+        with TestClient(create_app(parts, WebConfig(language="en")), follow_redirects=False) as c:
+            form = c.get("/login")
+            wrong = c.post("/login", data={"csrf": csrf_of(form.text), "name": name, "password": "wrong password!"})
+            assert wrong.status_code == 401
+            csrf = login(c, name)
+            r = c.post("/api/open", json={"reason": "let me"}, headers={"X-CSRF-Token": csrf})
+            assert r.status_code == 403  # a viewer: manual_open_refused is audited
+            assert c.post("/logout", data={"csrf": csrf}).status_code == 303
+        expected = [(name, "login_failed"), (name, "login"), (name, "manual_open_refused"),
+                    (name, "logout")]
+        assert wait_for(lambda: writer.pending == 0 and writer.kept == len(expected), 10), (writer.kept, writer.error)
+        assert writer.error is not None and "full" in writer.error
+        assert len(store.audit_entries(limit=10_000)) == filled  # refused, not written
+        happened = datetime.now(UTC)
+        # room again (retention deletes synced events), then what the supervisor does every pass
+        seqs = [row.seq for row in store.pending_outbox(10_000)]
+        writer.submit(store.ack_outbox, seqs).result(10)
+        assert writer.submit(store.purge_synced_events, timedelta(0), now=happened + timedelta(days=1)).result(10)
+        writer.retry_kept()
+        assert wait_for(lambda: writer.pending == 0 and writer.kept == 0, 10), (writer.kept, writer.error)
+        assert writer.error is None
+        written = [a for a in store.audit_entries(limit=10_000) if a.actor != "x"]
+        assert [(a.actor, a.action) for a in reversed(written)] == expected  # each once, in order
+        assert all(a.ts <= happened for a in written)  # stamped when it happened, not when finally written
+        assert written[-1].details == {"ip": "testclient"}
+    finally:
+        writer.close(10)

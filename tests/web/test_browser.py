@@ -84,7 +84,8 @@ def test_guards_page_in_chromium(web_prepared: Path, tmp_path: Path, browser: Br
     supervisor.start()
     url = gate.web_server.url
     try:
-        taken = WebServer(gate, WebConfig(port=gate.web_server.port))  # the port is in use: alarm, gate goes on
+        # the port is in use: alarm, the gate goes on
+        taken = WebServer(gate.web_parts(), WebConfig(port=gate.web_server.port))
         assert not taken.start(timeout=5)
         assert wait_for(lambda: any(a.kind == "web_fault" for a in gate.store.alarms(limit=20)), 5)
         desk = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
@@ -148,5 +149,5 @@ def test_guards_page_in_chromium(web_prepared: Path, tmp_path: Path, browser: Br
         gate.shutdown()
     with pytest.raises(httpx.ConnectError):  # the page went down with the gate
         httpx.get(url + "/healthz", timeout=2)
-    with TestClient(create_app(gate)) as c:  # the stopped gate is not alive
+    with TestClient(create_app(gate.web_parts())) as c:  # the stopped gate is not alive
         assert c.get("/healthz").status_code == 503
