@@ -177,7 +177,7 @@ class Gate:
         self.lane.expect_passage(event)  # the guard's opening is no tailgating
         self.writer.submit_kept(self.store.record_event, event, passage=False)
         self.writer.submit_kept(self.store.audit, guard, "manual_open",
-                                {"reason": reason, "event_id": event.event_id})
+                                {"reason": reason, "event_id": event.event_id}, ts=now)
         self._publish("decision", {**event.to_dict(), "name": None, "latency_ms": None})
         return event
 
