@@ -1,23 +1,22 @@
-"""`gate bench`: the benchmarks, measured side by side (`scripts/bench.py` is the same entry point)."""
+"""`gate bench WHAT [options]`: the benchmarks of edge.tools.bench, measured side by side (scripts/bench.py
+is the same entry point). The parser is light; the benchmark code is imported only when one runs."""
 
 from __future__ import annotations
 
 import argparse
-import runpy
-import sys
-from pathlib import Path
+
+from edge.tools import bench as bench_package
+from edge.tools.bench.options import add_arguments
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from edge.tools.bench.runner import run
 
-    script = Path(__file__).resolve().parents[2] / "scripts" / "bench.py"
-    sys.argv = [str(script), args.what, *args.rest]
-    runpy.run_path(str(script), run_name="__main__")
-    return 0
+    return run(args)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    bench = sub.add_parser("bench", help="run a benchmark from scripts/bench.py")
-    bench.add_argument("what", choices=["vision", "gallery", "decision", "drain", "snapshot", "all"])
-    bench.add_argument("rest", nargs=argparse.REMAINDER)
+    bench = sub.add_parser("bench", help="run a benchmark (ratios measured side by side; all writes the report)",
+                           description=bench_package.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(bench)
     bench.set_defaults(func=cmd_bench)

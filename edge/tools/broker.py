@@ -1,29 +1,20 @@
-"""Outbox drain benchmark against a real local Mosquitto, and the small broker runner it (and the
-sync tests) use: `Mosquitto(workdir)` starts `mosquitto` on a free loopback port.
+"""The local Mosquitto runner the tests, the drain benchmark and the fleet run use: `Mosquitto(workdir)`
+starts `mosquitto` on a free loopback port (`free_port`), can stop and start it again on that port.
 
-`bench_drain(n)` fills a fresh SQLite store with n events, then times MqttSync draining them.
+The outbox drain benchmark itself is `edge.tools.bench.drain`.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
-from edge.config.mqtt import MqttConfig
-from edge.store import EventRecord, Store
-from edge.sync.mqtt import MqttSync
-
-log = logging.getLogger(__name__)
 MOSQUITTO = "/usr/sbin/mosquitto"
 
 
@@ -119,73 +110,3 @@ class Mosquitto:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def fill_outbox(store: Store, n: int, gate_id: str = "bench-gate", batch: int = 5_000) -> list[str]:
-    """Record n deny events (each with its outbox row) in transactions of `batch`; their event ids."""
-    ids: list[str] = []
-    for start in range(0, n, batch):
-        events = [EventRecord(ts=datetime.now(UTC), gate_id=gate_id, direction="in", decision="deny",
-                              reasons=({"code": "unknown_face", "seq": start + i},))
-                  for i in range(min(batch, n - start))]
-
-        def write(s: Store, evs: list[EventRecord] = events) -> None:
-            for ev in evs:
-                s.record_event(ev)
-
-        store.apply_in_transaction(write)
-        ids.extend(ev.event_id for ev in events)
-    return ids
-
-
-def drain(db: Path, url: str, *, gate_id: str = "bench-gate", community: str = "bench",
-          max_inflight: int = 20, timeout: float = 600.0, linger: bool = False) -> float:
-    """Open the store at `db` and drain its outbox to the broker; seconds taken from connect to empty.
-    With `linger` it keeps running after that (until killed): the gate-process stand-in of the tests."""
-    store = Store.open(db)
-    cfg = MqttConfig(enabled=True, url=url, max_inflight=max_inflight, reconnect_min_s=0.2, reconnect_max_s=1.0,
-                     keepalive_s=10)
-    sync = MqttSync(cfg, store, gate_id=gate_id, community=community)
-    sync.start()
-    try:
-        if not sync.wait_connected(30):
-            raise RuntimeError(f"no connection to {url}")
-        t0 = time.monotonic()
-        deadline = t0 + timeout
-        while store.outbox_depth() > 0:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"outbox not drained within {timeout} s")
-            time.sleep(0.01)
-        took = time.monotonic() - t0
-        while linger:
-            time.sleep(1)
-        return took
-    finally:
-        sync.stop()
-        store.close()
-
-
-@dataclass(frozen=True)
-class BenchResult:
-    events: int
-    seconds: float
-
-    @property
-    def rate(self) -> float:
-        return self.events / self.seconds if self.seconds > 0 else float("inf")
-
-
-def bench_drain(n: int = 100_000, *, max_inflight: int = 20, workdir: Path | None = None) -> BenchResult:
-    """Drain a backlog of n events from a real SQLite store to a local Mosquitto; events/s in the result."""
-    with tempfile.TemporaryDirectory(prefix="edge-gate-bench-") as tmp:
-        base = Path(workdir or tmp)
-        db = base / "bench.sqlite"
-        with Store.open(db) as store:
-            t0 = time.monotonic()
-            fill_outbox(store, n)
-            log.info("filled the outbox with %s events in %.1f s", n, time.monotonic() - t0)
-        with Mosquitto(base / "broker") as broker:
-            seconds = drain(db, broker.url, max_inflight=max_inflight)
-    result = BenchResult(n, seconds)
-    log.info("drained %s events in %.2f s: %.0f events/s", n, seconds, result.rate)
-    return result

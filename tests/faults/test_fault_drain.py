@@ -23,7 +23,8 @@ from fault_helpers import (
 )
 
 from edge.store import Store
-from edge.tools.broker import Mosquitto, fill_outbox
+from edge.tools.bench.drain import fill_outbox
+from edge.tools.broker import Mosquitto
 
 BACKLOG = 20_000  # about 4 s of drain at full speed on this machine
 

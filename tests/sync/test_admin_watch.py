@@ -17,7 +17,8 @@ from edge.protocol.topics import Topics
 from edge.store import AlarmRecord, Store
 from edge.sync.mqtt import MqttSync
 from edge.sync.whitelist import WhitelistApplier
-from edge.tools.broker import Mosquitto, fill_outbox
+from edge.tools.bench.drain import fill_outbox
+from edge.tools.broker import Mosquitto
 
 TOPICS = Topics("edge-gate", COMMUNITY, GATE)
 

@@ -16,7 +16,8 @@ from edge.config.mqtt import MqttConfig
 from edge.protocol.topics import Topics
 from edge.store import Store
 from edge.sync.mqtt import MqttSync
-from edge.tools.broker import Mosquitto, fill_outbox
+from edge.tools.bench.drain import fill_outbox
+from edge.tools.broker import Mosquitto
 
 TOPICS = Topics("edge-gate", COMMUNITY, GATE)
 CAP = 8

@@ -22,7 +22,8 @@ from edge.config.mqtt import MqttConfig
 from edge.protocol.topics import AlarmMessage, EventMessage, Topics
 from edge.store import AlarmRecord, Store
 from edge.sync.mqtt import MqttSync
-from edge.tools.broker import Mosquitto, fill_outbox
+from edge.tools.bench.drain import fill_outbox
+from edge.tools.broker import Mosquitto
 
 TOPICS = Topics("edge-gate", COMMUNITY, GATE)
 
@@ -139,7 +140,7 @@ def test_broker_restart_during_traffic_loses_nothing(tmp_path: Path, store: Stor
 
 def _gate_process(db: Path, url: str, linger: bool) -> subprocess.Popen[bytes]:
     code = ("import logging, sys; logging.basicConfig(level=logging.WARNING, stream=sys.stderr)\n"
-            "from pathlib import Path\nfrom edge.tools.broker import drain\n"
+            "from pathlib import Path\nfrom edge.tools.bench.drain import drain\n"
             f"drain(Path({str(db)!r}), {url!r}, gate_id={GATE!r}, community={COMMUNITY!r}, linger={linger})\n")
     return subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
 

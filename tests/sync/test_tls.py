@@ -23,7 +23,8 @@ from edge.protocol.signing import AdminKey, public_key_text
 from edge.store import Store
 from edge.sync.mqtt import MqttSync
 from edge.sync.whitelist import WhitelistApplier
-from edge.tools.broker import Mosquitto, fill_outbox
+from edge.tools.bench.drain import fill_outbox
+from edge.tools.broker import Mosquitto
 
 
 @pytest.fixture
