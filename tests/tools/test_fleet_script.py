@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.slow
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fleet.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "fleet.py"
 
 
 def _fleet(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:

@@ -22,7 +22,7 @@ from edge.config import load_config
 from edge.demo_scene import Visit, prepare_demo
 from edge.store import Store
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FPS = 15
 
 

@@ -7,7 +7,7 @@ import importlib.util
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("bench_script", ROOT / "scripts" / "bench.py")
 assert spec and spec.loader
 bench = importlib.util.module_from_spec(spec)

@@ -20,7 +20,7 @@ from edge.lane import Outcome
 from edge.models import DEFAULT_SAMPLES_DIR
 from edge.tools.broker import Mosquitto
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def gate_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -38,7 +38,7 @@ from edge.store.migrations import MIGRATIONS, migrate, schema_version
 from edge.store.writer import StoreWriter
 
 T0 = datetime(2025, 3, 3, 8, 0, tzinfo=UTC)  # a Monday
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
