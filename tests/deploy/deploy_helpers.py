@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from support.broker import Mosquitto
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = REPO / ".venv" / "bin"
@@ -38,7 +39,17 @@ def sim_config(root: Path, extra: str = "", *, camera: Path | None = None, therm
 
 @dataclass
 class Broker:
-    port: int
+    """A running password-protected Mosquitto (the tests' one runner) and the one account it accepts."""
+
+    mosquitto: Mosquitto
     user: str
     password: str
-    proc: subprocess.Popen[bytes]
+
+    @property
+    def port(self) -> int:
+        return self.mosquitto.port
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes]:
+        assert self.mosquitto.proc is not None, "the broker is not running"
+        return self.mosquitto.proc

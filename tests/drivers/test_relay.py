@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from pydantic import TypeAdapter, ValidationError
+from support.wait import poll_until as wait_until
 
 from drivers.emulators.relay import LcusSim, ModbusSim, RelayTiming
 from drivers.relay import LcusConfig, ModbusRtuConfig, RelayConfig, RelayError, RelaySimConfig, make_relay
@@ -21,15 +22,6 @@ ON = bytes.fromhex("A00101A2")
 OFF = bytes.fromhex("A00100A1")
 FAST = RelayTiming(pass_delay_s=0.05, pass_width_s=0.08, door_hold_s=0.05, tailgate_every_s=0.3,
                    unplug_after_s=0.3, unplug_for_s=0.3, corrupt_every=3)
-
-
-def wait_until(cond: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return cond()
 
 
 @pytest.fixture

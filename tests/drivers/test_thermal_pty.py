@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import serial
 from pydantic import TypeAdapter, ValidationError
+from support.wait import poll_until as wait_until
 
 from drivers.emulators.pty import PtyDevice
 from drivers.emulators.thermal import Scene, ThermalSim, Timing, eye_geometry
@@ -22,15 +23,6 @@ from drivers.thermal.serial_sensor import SerialThermalSensor
 
 FAST = {"reconnect_min_s": 0.05, "reconnect_max_s": 0.2, "stale_after_s": 0.3, "reopen_after_s": 0.8}
 TIMING = Timing(unplug_after_s=0.4, unplug_for_s=0.3, dropout_period_s=0.6, dropout_s=0.3, corrupt_every=3)
-
-
-def wait_until(cond: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return cond()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gate_helpers import demo_root
+from support.scene import demo_root
 
 from edge.demo_scene import Visit
 from edge.tools.broker import Mosquitto

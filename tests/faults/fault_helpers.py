@@ -1,37 +1,37 @@
 """Helpers of the fault-injection suite: gate configs on a copy of the demo store, a real gate in this
-process with its supervisor pass on a thread (what `gate run` does once a second), a real `gate run`
-process, and the checks every fault test ends with: the right alarms, no lost event, a sound store.
+process with its supervisor pass on a thread (what `gate run` does once a second), and the checks every
+fault test ends with: the right alarms, no lost event, a sound store.
 
-The sync suite's MQTT subscriber and push builders are reused from tests/sync/sync_helpers.py.
+The real `gate run` process (`GateProcess`), polling and the config builder come from tests/support; the
+sync suite's MQTT subscriber and push builders are reused from tests/sync/sync_helpers.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
 import sqlite3
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO / "tests" / "sync") not in sys.path:
-    sys.path.insert(0, str(REPO / "tests" / "sync"))
+from support import gate_config as shared
+from support.gate_process import GateProcess
+from support.paths import REPO, TESTS
+from support.wait import wait_until
 
-from sync_helpers import COMMUNITY, GATE, Subscriber, wait_until  # noqa: E402
+if str(TESTS / "sync") not in sys.path:
+    sys.path.insert(0, str(TESTS / "sync"))
 
-from edge.config import load_config  # noqa: E402
-from edge.gate import Gate  # noqa: E402
-from edge.lane import Outcome  # noqa: E402
-from edge.protocol.topics import Topics  # noqa: E402
-from edge.store import EventRecord, Store  # noqa: E402
+from sync_helpers import COMMUNITY, GATE, Subscriber
+
+from edge.config import load_config
+from edge.gate import Gate
+from edge.lane import Outcome
+from edge.protocol.topics import Topics
+from edge.store import EventRecord, Store
 
 TOPICS = Topics("edge-gate", COMMUNITY, GATE)
 
@@ -43,35 +43,9 @@ def gate_config(prepared: Path, tmp: Path, *, camera_dir: Path | None = None, fp
                 extra: str = "") -> Path:
     """A gate config on a fresh copy of the prepared demo store: folder camera, simulated GY-MCU90614 and
     LCUS relay on ptys, no page; `policy` lines go into [policy], `extra` is appended TOML."""
-    data = tmp / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(prepared / "data" / "gate.db", data / "gate.db")
-    path = tmp / "gate.toml"
-    path.write_text(f"""
-[gate]
-id = "{GATE}"
-community = "{COMMUNITY}"
-data_dir = "{data}"
-[camera]
-type = "folder"
-source = "{camera_dir or prepared / 'scene'}"
-fps = {fps}
-reconnect_min_s = 0.1
-reconnect_max_s = 0.3
-[thermal]
-type = "sim"
-kind = "gy_mcu90614"
-[relay]
-type = "sim"
-kind = "lcus"
-[policy]
-anti_passback_s = 0
-{policy}
-[web]
-enabled = false
-{extra}
-""")
-    return path
+    return shared.gate_config(tmp, camera_dir or prepared / "scene", store_from=prepared, gate_id=GATE,
+                              community=COMMUNITY, fps=fps, reconnect_s=(0.1, 0.3),
+                              policy=f"anti_passback_s = 0\n{policy}", extra=extra)
 
 
 def mqtt_section(url: str, admin_key: str | None = None) -> str:
@@ -189,56 +163,3 @@ class LiveGate:
 
     def event_ids(self) -> list[str]:
         return [o.event.event_id for _, o in list(self.outcomes)]
-
-
-@dataclass
-class GateProcess:
-    """`python -m edge run --config FILE` as the service runs it; stdout (one line per decision) and stderr
-    (the log) go to files in `workdir`. `preexec` runs in the child before exec (resource limits)."""
-
-    config: Path
-    workdir: Path
-    name: str = "gate"
-    preexec: Callable[[], None] | None = None
-
-    def __post_init__(self) -> None:
-        self.out_path = self.workdir / f"{self.name}.out"
-        self.err_path = self.workdir / f"{self.name}.err"
-        with self.out_path.open("wb") as out, self.err_path.open("wb") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config", str(self.config)],
-                                         cwd=REPO, stdout=out, stderr=err, preexec_fn=self.preexec,
-                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
-
-    @property
-    def log(self) -> str:
-        return self.err_path.read_text(errors="replace")
-
-    @property
-    def decisions(self) -> list[str]:
-        return [line for line in self.out_path.read_text(errors="replace").splitlines()
-                if " GRANT " in line or " DENY " in line]
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def wait_log(self, text: str, timeout: float) -> None:
-        wait_until(lambda: text in self.log or not self.alive(), timeout, f"{text!r} in the gate's log", every=0.05)
-        log = self.log
-        assert text in log, f"the gate exited ({self.proc.returncode}) before logging {text!r}:\n{log[-3000:]}"
-
-    def kill(self) -> None:
-        """SIGKILL: no handler, no flush, no clean close (a power cut as far as the process can tell)."""
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-        assert self.proc.returncode == -signal.SIGKILL
-
-    def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM, as systemd stops the service; the exit code."""
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-            raise AssertionError(f"the gate did not stop within {timeout} s of SIGTERM:\n{self.log[-3000:]}") from None

@@ -11,8 +11,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
+from support.wait import wait_until
 
 from edge.protocol.messages import DELTA_SCHEMA, SNAPSHOT_SCHEMA
 from edge.protocol.signing import AdminKey
@@ -28,14 +27,6 @@ from edge.protocol.signing import AdminKey
 MODEL = "sface_2021dec"
 COMMUNITY = "sunny-gardens"
 GATE = "gate-a"
-
-
-def wait_until(pred: Callable[[], bool], timeout: float, what: str = "condition", every: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(every)
 
 
 class Subscriber:

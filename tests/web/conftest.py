@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gate_helpers import demo_root
+from support.scene import demo_root
 from web_helpers import make_config, wait_for
 
 from edge.config import load_config

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from support import gate_config as shared
+from support.wait import poll_until
 
 from edge.gate import Gate
 from edge.web.auth import hash_password
@@ -18,24 +18,18 @@ PASSWORD = "correct horse battery"
 
 def make_config(prepared: Path, tmp: Path, camera_dir: Path, extra: str = "", fps: int = 20) -> Path:
     """A gate config on a fresh copy of the prepared store; `extra` is appended TOML."""
-    (tmp / "data").mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(prepared / "data" / "gate.db", tmp / "data" / "gate.db")
-    cfg = tmp / "gate.toml"
-    cfg.write_text(f'[gate]\nid = "web-gate"\ndata_dir = "{tmp / "data"}"\n[camera]\ntype = "folder"\n'
-                   f'source = "{camera_dir}"\nfps = {fps}\nreconnect_min_s = 0.1\nreconnect_max_s = 0.2\n'
-                   f'[thermal]\ntype = "sim"\nkind = "gy_mcu90614"\n[relay]\ntype = "sim"\nkind = "lcus"\n{extra}')
-    return cfg
+    return shared.gate_config(tmp, camera_dir, store_from=prepared, gate_id="web-gate", fps=fps,
+                              reconnect_s=(0.1, 0.2), policy=None, web_enabled=None, extra=extra)
 
 
 def wait_for(cond: Callable[[], object], timeout: float = 20.0, gate: Gate | None = None) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
+    """True once `cond()` holds (running the gate's supervisor pass before each look, as `gate run` does)."""
+    def checked() -> object:
         if gate is not None:
             gate.check()
-        if cond():
-            return True
-        time.sleep(0.1)
-    return False
+        return cond()
+
+    return poll_until(checked, timeout, every=0.1)
 
 
 def add_guard(gate: Gate, name: str, role: str, password: str = PASSWORD) -> str:

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from gate_helpers import demo_root
+from support.gate_config import gate_config
+from support.scene import demo_root
+from support.wait import poll_until
 
 from edge.camera import Frame
 from edge.config import load_config
@@ -25,23 +28,17 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _config(prepared: Path, tmp: Path, camera_dir: Path, extra: str = "") -> Path:
-    (tmp / "data").mkdir(exist_ok=True)
-    shutil.copyfile(prepared / "data" / "gate.db", tmp / "data" / "gate.db")
-    cfg = tmp / "gate.toml"
-    cfg.write_text(f'[gate]\ndata_dir = "{tmp / "data"}"\n[camera]\ntype = "folder"\nsource = "{camera_dir}"\n'
-                   f"fps = 20\nreconnect_min_s = 0.1\nreconnect_max_s = 0.2\n"
-                   f'[thermal]\ntype = "sim"\nkind = "gy_mcu90614"\n[relay]\ntype = "sim"\nkind = "lcus"\n{extra}')
-    return cfg
+    return gate_config(tmp, camera_dir, store_from=prepared, gate_id=None, reconnect_s=(0.1, 0.2), policy=None,
+                       web_enabled=None, extra=extra)
 
 
-def _until(gate: Gate, cond: object, timeout: float = 10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
+def _until(gate: Gate, cond: Callable[[], object], timeout: float = 60.0) -> bool:
+    """True once `cond()` holds, running the supervisor pass before each look (as `gate run` does)."""
+    def checked() -> object:
         gate.check()
-        if callable(cond) and cond():
-            return True
-        time.sleep(0.2)
-    return False
+        return cond()
+
+    return poll_until(checked, timeout, every=0.2)
 
 
 @pytest.mark.slow
@@ -150,7 +147,7 @@ def test_a_crashed_vision_thread_is_restarted_with_backoff_and_alarmed(prepared:
                 thread = gate._vision_thread
                 starts.append(time.monotonic())
             return any(a["kind"] == "vision_recovered" for a in alarms)
-        end = time.monotonic() + 20
+        end = time.monotonic() + 60
         while not restarted_and_recovered():
             assert time.monotonic() < end, alarms
             gate.check()
@@ -164,8 +161,9 @@ def test_a_crashed_vision_thread_is_restarted_with_backoff_and_alarmed(prepared:
         gate.shutdown()
     assert crashes == 3 and len(starts) == 4  # the first start and three restarts
     gaps = [b - a for a, b in pairwise(starts)]
-    # each restart waited its backoff: 0.2, 0.4, 0.8 s (plus the time to crash and to notice)
-    assert gaps[0] >= 0.2 and gaps[1] >= 0.4 and gaps[2] >= 0.8 and gaps[0] < gaps[1] < gaps[2], gaps
+    # each restart waited at least its backoff: 0.2, 0.4, 0.8 s (plus the time to crash and to notice,
+    # which on a busy machine may be longer than the backoff itself: no upper bound)
+    assert gaps[0] >= 0.2 and gaps[1] >= 0.4 and gaps[2] >= 0.8, gaps
     faults = [a for a in alarms if a["kind"] == "vision_fault"]
     assert len(faults) == 1  # one alarm for the outage, not one per crash
     assert faults[0]["details"] == {"part": "vision", "restart_in_s": 0.2, "restarts": 0}

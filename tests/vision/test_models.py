@@ -12,7 +12,7 @@ from edge.config import GateConfig
 from edge.models import ModelError, fetch_model, load_manifest, sha256_file
 from edge.vision import FaceEngine
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_manifest_names_the_default_models_with_hashes_and_licences() -> None:

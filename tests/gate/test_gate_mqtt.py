@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.wait import wait_until
 
 from edge.admin.push import AdminClient
 from edge.config import load_config
@@ -20,7 +21,7 @@ from edge.lane import Outcome
 from edge.models import DEFAULT_SAMPLES_DIR
 from edge.tools.broker import Mosquitto
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def gate_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -99,7 +100,8 @@ state_interval_s = 1
             assert kept == []
         finally:
             gate.shutdown()
-        time.sleep(0.5)
+        wait_until(lambda: [p for t, p in watcher.messages if t.endswith("/available")][-1:] == [b"stopped"], 30,
+                   "the gate's last word on its availability topic")
         availability = [p for t, p in watcher.messages if t.endswith("/available")]
         assert availability[0] == b"online" and availability[-1] == b"stopped"
         watcher.close()

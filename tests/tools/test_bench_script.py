@@ -20,7 +20,7 @@ from edge.tools.bench.report import write_report
 from edge.tools.bench.snapshot import bench_snapshot
 from edge.tools.stats import percentile, summary
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("numpy", "cv2", "onnxruntime", "paho", "fastapi")
 
 

@@ -13,7 +13,7 @@ from edge.vision import load_image
 from edge.vision.embedder import OnnxEmbedder
 from edge.vision.graph import prepare_model
 
-MODEL = Path(__file__).resolve().parent.parent / "models" / "face_recognition_sface_2021dec.onnx"
+MODEL = Path(__file__).resolve().parents[2] / "models" / "face_recognition_sface_2021dec.onnx"
 
 
 def _crops(engine, paths: list[Path]) -> list[np.ndarray]:  # type: ignore[no-untyped-def]

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from edge.cli import main
 from edge.config import ConfigError, GateConfig, example_toml, load_config, parse_config, to_toml, union_members
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _fields(model: BaseModel, path: str = "") -> list[tuple[str, object, bool]]:

@@ -13,7 +13,7 @@ import pytest
 
 from edge.cli import main
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_gate_faces_json_one_object_per_image(t1_path: Path, hanks_path: Path, tmp_path: Path) -> None:

@@ -5,23 +5,14 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
+from support.wait import poll_until
 
 from edge.camera import Camera, Frame, LatestFrame
 from edge.config.camera import CameraConfig
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
 
 
 def write_frames(folder: Path, n: int, black: bool = False) -> None:
@@ -65,7 +56,7 @@ def test_slow_consumer_drops_frames_capture_never_waits(tmp_path: Path) -> None:
     cam = Camera(CameraConfig(type="folder", source=str(tmp_path / "f"), fps=100))
     cam.start()
     try:
-        assert wait_for(lambda: cam.frames >= 40)
+        assert poll_until(lambda: cam.frames >= 40)
         assert cam.health().dropped >= 35  # nobody consumed: all but the newest were replaced
         assert cam.health().skipped_fps > 0
     finally:
@@ -77,10 +68,10 @@ def test_missing_source_reconnects_with_backoff_and_recovers(tmp_path: Path) -> 
     cam = Camera(CameraConfig(type="folder", source=str(folder), fps=30, reconnect_min_s=0.05, reconnect_max_s=0.2))
     cam.start()
     try:
-        assert wait_for(lambda: cam.last_error is not None)
+        assert poll_until(lambda: cam.last_error is not None)
         assert not cam.health().connected
         write_frames(folder, 3)  # the camera is plugged in
-        assert wait_for(lambda: cam.health().connected and cam.frames > 3)
+        assert poll_until(lambda: cam.health().connected and cam.frames > 3)
     finally:
         cam.stop()
 
@@ -92,12 +83,12 @@ def test_unplugged_mid_stream_is_noticed_and_reopened(tmp_path: Path) -> None:
                               reconnect_max_s=0.1))
     cam.start()
     try:
-        assert wait_for(lambda: cam.reconnects >= 1)  # end of a non-looping replay = the stream went away
+        assert poll_until(lambda: cam.reconnects >= 1)  # end of a non-looping replay = the stream went away
         shutil.rmtree(folder)
-        assert wait_for(lambda: cam.last_error is not None and "open failed" in cam.last_error)
+        assert poll_until(lambda: cam.last_error is not None and "open failed" in cam.last_error)
         write_frames(folder, 3)
         before = cam.frames
-        assert wait_for(lambda: cam.frames > before)
+        assert poll_until(lambda: cam.frames > before)
     finally:
         cam.stop()
 
@@ -107,7 +98,7 @@ def test_frozen_and_black_streams_are_detected(tmp_path: Path) -> None:
     cam = Camera(CameraConfig(type="folder", source=str(tmp_path / "one"), fps=50, frozen_after_s=0.3))
     cam.start()
     try:
-        assert wait_for(lambda: cam.health().frozen)
+        assert poll_until(lambda: cam.health().frozen)
         assert not cam.health().ok
     finally:
         cam.stop()
@@ -115,7 +106,7 @@ def test_frozen_and_black_streams_are_detected(tmp_path: Path) -> None:
     cam = Camera(CameraConfig(type="folder", source=str(tmp_path / "dark"), fps=50, black_after_s=0.3))
     cam.start()
     try:
-        assert wait_for(lambda: cam.health().black)
+        assert poll_until(lambda: cam.health().black)
     finally:
         cam.stop()
 
@@ -132,7 +123,7 @@ def test_video_file_source(tmp_path: Path) -> None:
     try:
         frame = cam.buffer.get(3.0)
         assert frame is not None and frame.image.shape == (120, 160, 3)
-        assert wait_for(lambda: cam.frames > 12)  # looped past the end of the clip
+        assert poll_until(lambda: cam.frames > 12)  # looped past the end of the clip
     finally:
         cam.stop()
 
@@ -164,10 +155,10 @@ def test_a_camera_that_hangs_while_connected_goes_stale() -> None:
     cam._open = lambda cfg: source  # the capture thread opens this source instead of a folder
     cam.start()
     try:
-        assert wait_for(lambda: cam.frames == 5)
+        assert poll_until(lambda: cam.frames == 5)
         fresh = cam.health()
         assert fresh.connected and fresh.ok and not fresh.stale
-        assert wait_for(lambda: cam.health().stale, timeout=3)
+        assert poll_until(lambda: cam.health().stale, timeout=3)
         h = cam.health()
         assert h.connected and not h.ok and h.last_frame_age_s is not None and h.last_frame_age_s >= 0.4
         assert "no new frame" in h.problem
@@ -182,8 +173,8 @@ def test_a_source_that_hangs_before_its_first_frame_goes_stale() -> None:
     cam._open = lambda cfg: source
     cam.start()
     try:
-        assert wait_for(lambda: cam.health().connected)
-        assert wait_for(lambda: cam.health().stale, timeout=3)
+        assert poll_until(lambda: cam.health().connected)
+        assert poll_until(lambda: cam.health().stale, timeout=3)
         assert not cam.health().ok and cam.health().last_frame_age_s is None
     finally:
         source.close()

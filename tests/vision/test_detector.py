@@ -12,7 +12,7 @@ from edge.config.vision import DetectorConfig, RuntimeConfig
 from edge.vision import load_image
 from edge.vision.detector import YuNetDetector
 
-MODEL = Path(__file__).resolve().parent.parent / "models" / "face_detection_yunet_2023mar.onnx"
+MODEL = Path(__file__).resolve().parents[2] / "models" / "face_detection_yunet_2023mar.onnx"
 
 
 def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:

@@ -13,7 +13,7 @@ import pytest
 
 from edge.tools.fleet.verify import Run, all_acked, summarise
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fleet.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "fleet.py"
 
 
 def _fleet(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
