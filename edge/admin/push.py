@@ -43,8 +43,8 @@ from edge.protocol.messages import (
     SNAPSHOT_SCHEMA,
     PersonEntry,
 )
+from edge.protocol.payloads import CURRENT_SCHEMA
 from edge.protocol.signing import AdminKey, public_key_text
-from edge.protocol.topics import CURRENT_SCHEMA
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,6 @@
-"""`gate admin ...`: the community admin's commands (keys, pushes, events, acks)."""
+"""`gate admin ...`: the community admin's commands (keys, pushes, events, acks, the payloads' JSON Schema files).
+
+The MQTT, OpenCV and numpy imports happen inside the commands, so `gate --help` loads none of them."""
 
 from __future__ import annotations
 
@@ -124,8 +126,23 @@ def cmd_acks(args: argparse.Namespace) -> int:
     return _watch(args, [f"{args.prefix}/{args.community}/+/whitelist/ack"])
 
 
+def cmd_schemas(args: argparse.Namespace) -> int:
+    from edge.protocol.schemas import write_schemas
+
+    out = Path(args.out)
+    try:
+        written = write_schemas(out)
+    except OSError as exc:
+        print(f"gate admin schemas: cannot write {out}: {exc.strerror or exc}; give a writable --out", file=sys.stderr)
+        return 1
+    print(f"wrote {len(written)} JSON Schema files to {out}", file=sys.stderr)
+    for path in written:
+        print(path)
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    admin = sub.add_parser("admin", help="community admin: keys, signed whitelist pushes, events, acks")
+    admin = sub.add_parser("admin", help="community admin: keys, signed pushes, events, acks, payload schemas")
     asub = admin.add_subparsers(dest="admin_command", required=True)
     kg = asub.add_parser("keygen", help="make an Ed25519 admin key; prints the public key for gate configs")
     kg.add_argument("--out", required=True, help="private key file to write (PEM, mode 0600)")
@@ -169,3 +186,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     ac.add_argument("--follow", action="store_true", help="keep printing until Ctrl-C (or --count)")
     ac.add_argument("--count", type=int, help="exit after this many messages")
     ac.set_defaults(func=cmd_acks)
+    sc = asub.add_parser("schemas", help="write the JSON Schema file of every MQTT payload (docs/schemas/)")
+    sc.add_argument("--out", default="docs/schemas", help="directory to write *.schema.json into "
+                    "(default: docs/schemas)")
+    sc.set_defaults(func=cmd_schemas)

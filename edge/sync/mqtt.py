@@ -42,7 +42,8 @@ from pydantic import ValidationError
 from drivers.heartbeat import DEFAULT_WITHIN_S, Heartbeat
 from edge import __version__
 from edge.config.mqtt import MqttConfig
-from edge.protocol.topics import STATE_SCHEMA, EventMessage, Topics
+from edge.protocol.payloads import STATE_SCHEMA, EventMessage
+from edge.protocol.topics import Topics
 from edge.store import OutboxRow, Store, StoreError
 
 log = logging.getLogger(__name__)
