@@ -85,7 +85,7 @@ def test_wrong_ca_is_refused_with_a_clear_error(tmp_path: Path, pki: Pki, tls_br
                                                caplog: pytest.LogCaptureFixture) -> None:
     other_ca, _key, _cert = make_ca(tmp_path / "other", "other")
     sync = MqttSync(gate_config(mqtts(tls_broker), other_ca, pki), store, gate_id=GATE, community=COMMUNITY)
-    with caplog.at_level(logging.ERROR, logger="edge.sync.mqtt"):
+    with caplog.at_level(logging.ERROR, logger="edge.sync"):
         sync.start()
         try:
             wait_until(lambda: len([r for r in caplog.records if "not trusted" in r.getMessage()]) >= 2, 10,
@@ -108,7 +108,7 @@ def test_wrong_ca_is_refused_with_a_clear_error(tmp_path: Path, pki: Pki, tls_br
 def test_a_gate_without_the_required_client_certificate_is_not_connected(
         pki: Pki, tls_broker: Mosquitto, store: Store, caplog: pytest.LogCaptureFixture) -> None:
     sync = MqttSync(gate_config(mqtts(tls_broker), pki.ca, None), store, gate_id=GATE, community=COMMUNITY)
-    with caplog.at_level(logging.ERROR, logger="edge.sync.mqtt"):
+    with caplog.at_level(logging.ERROR, logger="edge.sync"):
         sync.start()
         try:
             wait_until(lambda: sum("CONNACK" in r.getMessage() for r in caplog.records) >= 2, 10, "refused attempts")
@@ -126,7 +126,7 @@ def test_the_minimum_tls_version_is_enforced(pki: Pki, store: Store, caplog: pyt
     port = tls12_only_server(pki, handshakes, stop)
     sync = MqttSync(gate_config(f"mqtts://127.0.0.1:{port}", pki.ca, pki, tls_min_version=minimum), store,
                     gate_id=GATE, community=COMMUNITY)
-    with caplog.at_level(logging.ERROR, logger="edge.sync.mqtt"):
+    with caplog.at_level(logging.ERROR, logger="edge.sync"):
         sync.start()
         try:
             wait_until(lambda: len(handshakes) >= 2, 10, "two connection attempts")
