@@ -431,7 +431,7 @@ def bench_snapshot(sizes: tuple[int, ...] = (10_000, 100_000)) -> list[str]:
     chunk's signature, apply in one transaction, then the gallery reload the gate does after it."""
     import base64
 
-    from edge.admin.push import build_push
+    from edge.admin.build import build_push
     from edge.enroll import load_gallery
     from edge.protocol.signing import AdminKey
     from edge.store import Store

@@ -50,7 +50,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from edge.admin.push import AdminClient, build_push
+from edge.admin.build import build_push
+from edge.admin.client import AdminClient
 from edge.config.mqtt import MqttConfig
 from edge.config.vision import VisionSection
 from edge.lane import Whitelist

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from edge.protocol.messages import MAX_PAYLOAD_BYTES
 
 if TYPE_CHECKING:
-    from edge.admin.push import AdminClient
+    from edge.admin.client import AdminClient
 
 
 def _path(value: str | None) -> Path | None:
@@ -24,7 +24,7 @@ def _path(value: str | None) -> Path | None:
 
 
 def _client(args: argparse.Namespace) -> AdminClient:
-    from edge.admin.push import AdminClient
+    from edge.admin.client import AdminClient
 
     password = os.environ.get(args.password_env) if args.password_env else None
     return AdminClient(args.broker, args.prefix, args.username, password, tls_ca=_path(args.tls_ca),
@@ -45,7 +45,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     if out.exists():
         print(f"{out} exists; refusing to overwrite a key", file=sys.stderr)
         return 1
-    from edge.admin.push import keygen
+    from edge.admin.keys import keygen
 
     print(keygen(out))
     print(f"private key written to {out} (keep it off the gates); put the line above in each gate's "
@@ -54,7 +54,9 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from edge.admin.push import build_push, payload_version, push, read_person_file
+    from edge.admin.build import build_push, payload_version
+    from edge.admin.person_file import read_person_file
+    from edge.admin.publish import push
     from edge.protocol.signing import AdminKey
 
     kind = "snapshot" if args.snapshot else "delta"
