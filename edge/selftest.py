@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import shutil
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from drivers.relay import RelayError, make_relay
 from drivers.thermal import make_thermal
 from edge.camera import open_source
 from edge.config import GateConfig
+from edge.config.mqtt import MqttConfig
 from edge.enroll import store_path
 from edge.models import DEFAULT_MODELS_DIR, load_manifest, verify
 from edge.store import Store, StoreError
@@ -186,30 +188,26 @@ def check_relay(cfg: GateConfig, limits: Limits) -> CheckResult:
             log.warning("selftest: closing the relay failed: %s", exc)
 
 
-def check_broker(mqtt: Any, client_id: str, limits: Limits) -> CheckResult:
-    """Connect to the broker with the configured credentials; `mqtt` is the config's [mqtt] section or None."""
-    if mqtt is None or not getattr(mqtt, "enabled", False):
+def check_broker(mqtt: MqttConfig | None, client_id: str, limits: Limits) -> CheckResult:
+    """Connect to the broker as the gate does (the same client builder: credentials, TLS with the CA,
+    client certificate and minimum version); `mqtt` is the config's [mqtt] section or None."""
+    if mqtt is None or not mqtt.enabled:
         return CheckResult("broker", True, "skipped: MQTT not configured")
     import paho.mqtt.client as paho
-    from paho.mqtt.enums import CallbackAPIVersion
 
-    host, port = str(mqtt.host), int(mqtt.port)
+    from edge.sync.client import make_client
+
+    host, port = mqtt.host, mqtt.port
     where = f"{host}:{port}"
     try:
         password = mqtt.password()
     except ValueError as exc:  # SecretError: the reference points at nothing
         return CheckResult("broker", False, f"{where}: password: {exc}")
-    v5 = str(getattr(mqtt, "protocol", "5")) == "5"
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                         protocol=paho.MQTTv5 if v5 else paho.MQTTv311)
-    if mqtt.username is not None:
-        client.username_pw_set(mqtt.username, password)
-    if getattr(mqtt, "tls", False):
-        ca = getattr(mqtt, "tls_ca_file", None)
-        cert = getattr(mqtt, "tls_cert_file", None)
-        key = getattr(mqtt, "tls_key_file", None)
-        client.tls_set(ca_certs=str(ca) if ca else None, certfile=str(cert) if cert else None,
-                       keyfile=str(key) if key else None)
+    try:
+        client = make_client(mqtt, client_id, password=password)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        return CheckResult("broker", False, f"{where}: TLS files: {exc}; check [mqtt] tls_ca_file, tls_cert_file, "
+                           "tls_key_file")
     answer: dict[str, str] = {}
     done = threading.Event()
 
@@ -226,6 +224,12 @@ def check_broker(mqtt: Any, client_id: str, limits: Limits) -> CheckResult:
     client.on_disconnect = on_disconnect
     try:
         client.connect(host, port, keepalive=10)
+    except ssl.SSLCertVerificationError as exc:
+        return CheckResult("broker", False, f"{where}: TLS handshake failed: the broker's certificate is not "
+                           f"trusted ({exc.verify_message or exc}); check [mqtt] tls_ca_file")
+    except ssl.SSLError as exc:
+        return CheckResult("broker", False, f"{where}: TLS handshake failed ({exc}); [mqtt] tls_min_version is "
+                           f"{mqtt.tls_min_version}")
     except OSError as exc:
         return CheckResult("broker", False, f"{where}: cannot connect: {exc}")
     client.loop_start()

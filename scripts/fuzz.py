@@ -80,7 +80,7 @@ def _target(name: str) -> Callable[[bytes], None]:
     if name == "peer-event":
         from pydantic import ValidationError
 
-        from edge.protocol.topics import EventMessage
+        from edge.protocol.payloads import EventMessage
 
         def peer(data: bytes) -> None:
             try:

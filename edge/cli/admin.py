@@ -1,4 +1,6 @@
-"""`gate admin ...`: the community admin's commands (keys, pushes, events, acks)."""
+"""`gate admin ...`: the community admin's commands (keys, pushes, events, acks, the payloads' JSON Schema files).
+
+The MQTT, OpenCV and numpy imports happen inside the commands, so `gate --help` loads none of them."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING
 from edge.protocol.messages import MAX_PAYLOAD_BYTES
 
 if TYPE_CHECKING:
-    from edge.admin.push import AdminClient
+    from edge.admin.client import AdminClient
 
 
 def _path(value: str | None) -> Path | None:
@@ -22,7 +24,7 @@ def _path(value: str | None) -> Path | None:
 
 
 def _client(args: argparse.Namespace) -> AdminClient:
-    from edge.admin.push import AdminClient
+    from edge.admin.client import AdminClient
 
     password = os.environ.get(args.password_env) if args.password_env else None
     return AdminClient(args.broker, args.prefix, args.username, password, tls_ca=_path(args.tls_ca),
@@ -43,7 +45,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     if out.exists():
         print(f"{out} exists; refusing to overwrite a key", file=sys.stderr)
         return 1
-    from edge.admin.push import keygen
+    from edge.admin.keys import keygen
 
     print(keygen(out))
     print(f"private key written to {out} (keep it off the gates); put the line above in each gate's "
@@ -52,7 +54,9 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from edge.admin.push import build_push, payload_version, push, read_person_file
+    from edge.admin.build import build_push, payload_version
+    from edge.admin.person_file import read_person_file
+    from edge.admin.publish import push
     from edge.protocol.signing import AdminKey
 
     kind = "snapshot" if args.snapshot else "delta"
@@ -124,8 +128,23 @@ def cmd_acks(args: argparse.Namespace) -> int:
     return _watch(args, [f"{args.prefix}/{args.community}/+/whitelist/ack"])
 
 
+def cmd_schemas(args: argparse.Namespace) -> int:
+    from edge.protocol.schemas import write_schemas
+
+    out = Path(args.out)
+    try:
+        written = write_schemas(out)
+    except OSError as exc:
+        print(f"gate admin schemas: cannot write {out}: {exc.strerror or exc}; give a writable --out", file=sys.stderr)
+        return 1
+    print(f"wrote {len(written)} JSON Schema files to {out}", file=sys.stderr)
+    for path in written:
+        print(path)
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    admin = sub.add_parser("admin", help="community admin: keys, signed whitelist pushes, events, acks")
+    admin = sub.add_parser("admin", help="community admin: keys, signed pushes, events, acks, payload schemas")
     asub = admin.add_subparsers(dest="admin_command", required=True)
     kg = asub.add_parser("keygen", help="make an Ed25519 admin key; prints the public key for gate configs")
     kg.add_argument("--out", required=True, help="private key file to write (PEM, mode 0600)")
@@ -169,3 +188,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     ac.add_argument("--follow", action="store_true", help="keep printing until Ctrl-C (or --count)")
     ac.add_argument("--count", type=int, help="exit after this many messages")
     ac.set_defaults(func=cmd_acks)
+    sc = asub.add_parser("schemas", help="write the JSON Schema file of every MQTT payload (docs/schemas/)")
+    sc.add_argument("--out", default="docs/schemas", help="directory to write *.schema.json into "
+                    "(default: docs/schemas)")
+    sc.set_defaults(func=cmd_schemas)

@@ -2,7 +2,7 @@
 
 Every payload carries `schema` ("edge-gate/<kind>/<major>"), so a gate refuses what it does not
 understand instead of guessing. The JSON Schema files in `docs/schemas/` are generated from these
-models (`gate admin schemas`).
+models (`edge.protocol.schemas`, `gate admin schemas`).
 """
 
 from __future__ import annotations
@@ -11,13 +11,15 @@ import base64
 import binascii
 import json
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edge.protocol.signing import SignatureError, verify
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SNAPSHOT_SCHEMA = "edge-gate/whitelist-snapshot/1"
 DELTA_SCHEMA = "edge-gate/whitelist-delta/1"
@@ -45,6 +47,9 @@ class Templates(Strict):
                                   min_length=1, max_length=MAX_TEMPLATES_PER_PERSON)
 
     def arrays(self) -> np.ndarray:
+        """The templates as one float32 array (one row per template); ValueError when malformed."""
+        import numpy as np  # here: the CLI reads the limits above without loading numpy
+
         try:
             vecs = [np.frombuffer(base64.b64decode(e, validate=True), dtype="<f4") for e in self.embeddings]
         except (binascii.Error, ValueError) as exc:
@@ -178,11 +183,3 @@ def parse_push(raw: bytes, trusted: list[Ed25519PublicKey], *, now: datetime | N
     if push.expires_at <= now:
         raise RejectedPush("expired", f"push expired at {push.expires_at.isoformat()}")
     return push
-
-
-def json_schemas() -> dict[str, dict[str, Any]]:
-    """JSON Schema documents for the published payloads (written to docs/schemas/)."""
-    return {
-        "whitelist-snapshot.schema.json": SnapshotChunk.model_json_schema(by_alias=True),
-        "whitelist-delta.schema.json": Delta.model_json_schema(by_alias=True),
-    }

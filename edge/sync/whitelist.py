@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
 from edge.protocol.messages import Delta, PersonEntry, Push, RejectedPush, SnapshotChunk, parse_push
-from edge.protocol.topics import ACK_SCHEMA, WhitelistCurrent
+from edge.protocol.payloads import ACK_SCHEMA, WhitelistCurrent
 from edge.store import AlarmRecord, PersonRecord, Store, StoreError, WeeklySchedule
 from edge.vision.face import Face
 from edge.vision.image import Image, ImageError, decode_image

@@ -24,7 +24,9 @@ from fault_helpers import (
 )
 from sync_helpers import MODEL, b64, entry
 
-from edge.admin.push import AdminClient, build_push, push
+from edge.admin.build import build_push
+from edge.admin.client import AdminClient
+from edge.admin.publish import push
 from edge.protocol.signing import AdminKey, public_key_text
 from edge.store import Store
 from edge.tools.broker import Mosquitto

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from sync_helpers import COMMUNITY, GATE, MODEL
 
 from edge.config.mqtt import MqttConfig
-from edge.protocol.topics import AlarmMessage, EventMessage, StateMessage, WhitelistAck, WhitelistCurrent
+from edge.protocol.payloads import AlarmMessage, EventMessage, StateMessage, WhitelistAck, WhitelistCurrent
 from edge.store import AlarmRecord, EventRecord, Store
 from edge.sync.mqtt import MqttSync
 from edge.sync.whitelist import WhitelistApplier

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from sync_helpers import COMMUNITY, GATE, MODEL, delta, dump_whitelist, entry, snapshot
 
 from edge.protocol.messages import DELTA_SCHEMA, SNAPSHOT_SCHEMA, RejectedPush, parse_push
+from edge.protocol.payloads import WhitelistAck
 from edge.protocol.signing import SIGNATURE_FIELD, AdminKey, SignatureError, canonical_json, verify
-from edge.protocol.topics import WhitelistAck
 from edge.store import Store
 from edge.sync.whitelist import WhitelistApplier
 

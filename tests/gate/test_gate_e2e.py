@@ -22,13 +22,13 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from drivers.emulators.thermal import ThermalSim
 from support.gate_config import gate_config
 from support.gate_process import Decision, GateProcess
 from support.paths import REPO
 from support.scene import replay_folder
 from support.wait import wait_until
 
+from drivers.emulators.thermal import ThermalSim
 from edge.config import load_config
 from edge.demo_scene import Visit, prepare_demo
 from edge.store import Store

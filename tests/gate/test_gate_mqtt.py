@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from support.wait import wait_until
 
-from edge.admin.push import AdminClient
+from edge.admin.client import AdminClient
 from edge.config import load_config
 from edge.demo_scene import STRANGERS, prepare_demo
 from edge.gate import Gate

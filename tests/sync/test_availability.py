@@ -14,7 +14,8 @@ from sync_helpers import COMMUNITY, GATE, Subscriber, wait_until
 
 from edge import __version__
 from edge.config.mqtt import MqttConfig
-from edge.protocol.topics import StateMessage, Topics
+from edge.protocol.payloads import StateMessage
+from edge.protocol.topics import Topics
 from edge.store import Store
 from edge.sync.mqtt import MqttSync
 from edge.tools.broker import Mosquitto

@@ -12,10 +12,13 @@ from typing import Any
 
 from sync_helpers import COMMUNITY, GATE, MODEL, Subscriber, entry, wait_until
 
-from edge.admin.push import AdminClient, build_push, push
+from edge.admin.build import build_push
+from edge.admin.client import AdminClient
+from edge.admin.publish import push
 from edge.config.mqtt import MqttConfig
+from edge.protocol.payloads import CURRENT_SCHEMA
 from edge.protocol.signing import AdminKey, public_key_text
-from edge.protocol.topics import CURRENT_SCHEMA, Topics
+from edge.protocol.topics import Topics
 from edge.store import Store
 from edge.sync.mqtt import MqttSync
 from edge.sync.whitelist import WhitelistApplier

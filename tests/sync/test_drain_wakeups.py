@@ -16,8 +16,10 @@ from sync_helpers import COMMUNITY, GATE, Subscriber, wait_until
 from edge.config.mqtt import MqttConfig
 from edge.protocol.topics import Topics
 from edge.store import EventRecord, OutboxRow, Store
-from edge.sync import mqtt as mqtt_module
-from edge.sync.mqtt import IDLE_POLL_S, MqttSync
+from edge.sync import link as link_module
+from edge.sync.link import Link
+from edge.sync.mqtt import MqttSync
+from edge.sync.outbox import IDLE_POLL_S
 from edge.tools.broker import Mosquitto
 
 TOPICS = Topics("edge-gate", COMMUNITY, GATE)
@@ -116,14 +118,14 @@ def test_rows_another_connection_wrote_in_between_are_not_skipped(broker: Mosqui
 def test_an_idle_gate_sleeps_between_keepalives(monkeypatch: pytest.MonkeyPatch, broker: Mosquitto,
                                                 store: Store) -> None:
     turns = 0
-    pump = MqttSync._pump
+    pump = Link._pump
 
-    def counted(self: MqttSync, *args: object) -> object:
+    def counted(self: Link, *args: object) -> object:
         nonlocal turns
         turns += 1
         return pump(self, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(MqttSync, "_pump", counted)
+    monkeypatch.setattr(Link, "_pump", counted)
     cfg = MqttConfig.model_validate({"enabled": True, "url": broker.url, "keepalive_s": 10, "state_interval_s": 60})
     s = MqttSync(cfg, store, gate_id=GATE, community=COMMUNITY)
     s.start()
@@ -134,7 +136,7 @@ def test_an_idle_gate_sleeps_between_keepalives(monkeypatch: pytest.MonkeyPatch,
         time.sleep(3.0)
         rate = (turns - before) / (time.monotonic() - t0)
         assert rate <= 2.5, f"{rate:.1f} network-loop turns per second while idle"
-        assert mqtt_module.MAX_WAIT_S <= 1.0  # and it still looks at least once a second
+        assert link_module.MAX_WAIT_S <= 1.0  # and it still looks at least once a second
         eid = store.record_event(event(1))  # and wakes at once when there is work
         wait_until(lambda: store.outbox_depth() == 0 and s.health()["acked"] >= 1, 2, f"{eid} to be sent")
     finally:
@@ -154,7 +156,7 @@ def test_rows_committed_while_offline_are_not_held_in_memory(tmp_path: Path, sto
         broker.stop()
         wait_until(lambda: not s.connected, 10, "the gate to notice the broker is gone")
         ids = [store.record_event(event(n)) for n in range(300)]
-        assert len(s._fresh) == 0 and store.outbox_depth() == 300
+        assert s.outbox.handed_over == 0 and store.outbox_depth() == 300
         broker.start()  # (a subscriber started now could miss what the gate sends before it subscribes)
         wait_until(lambda: store.outbox_depth() == 0, 20, "the backlog to drain")
         assert s.health()["acked"] >= len(ids)  # every row left the table only on the broker's PUBACK

@@ -19,7 +19,8 @@ import pytest
 from sync_helpers import COMMUNITY, GATE, Subscriber, wait_until
 
 from edge.config.mqtt import MqttConfig
-from edge.protocol.topics import AlarmMessage, EventMessage, Topics
+from edge.protocol.payloads import AlarmMessage, EventMessage
+from edge.protocol.topics import Topics
 from edge.store import AlarmRecord, Store
 from edge.sync.mqtt import MqttSync
 from edge.tools.bench.drain import fill_outbox

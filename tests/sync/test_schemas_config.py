@@ -9,8 +9,9 @@ import pytest
 from pydantic import ValidationError
 
 from edge.config.mqtt import MqttConfig, SecretError, resolve_secret
+from edge.protocol.schemas import json_schemas, schema_text, write_schemas
 from edge.protocol.signing import AdminKey, public_key_text
-from edge.protocol.topics import Topics, json_schemas, schema_text, write_schemas
+from edge.protocol.topics import Topics
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 
@@ -18,8 +19,7 @@ SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 def test_committed_schemas_are_the_generated_ones(tmp_path: Path) -> None:
     committed = {p.name: p.read_text(encoding="utf-8") for p in SCHEMAS.glob("*.schema.json")}
     generated = {name: schema_text(doc) for name, doc in json_schemas().items()}
-    assert committed == generated, "run: python -c 'from edge.protocol.topics import write_schemas; " \
-        "from pathlib import Path; write_schemas(Path(\"docs/schemas\"))'"
+    assert committed == generated, "run: gate admin schemas --out docs/schemas"
     assert {"event.schema.json", "whitelist-ack.schema.json", "whitelist-delta.schema.json"} <= set(committed)
     assert {p.name for p in write_schemas(tmp_path)} == set(generated)
 

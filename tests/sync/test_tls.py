@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
-import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from sync_helpers import COMMUNITY, GATE, MODEL, CliWatch, embedding, gate_cli, wait_until
-from tls_helpers import Pki, make_ca, make_pki
+from tls_helpers import Pki, make_ca, make_pki, tls12_only_server
 
 from edge.config.mqtt import MqttConfig
 from edge.protocol.signing import AdminKey, public_key_text
@@ -88,7 +86,7 @@ def test_wrong_ca_is_refused_with_a_clear_error(tmp_path: Path, pki: Pki, tls_br
                                                caplog: pytest.LogCaptureFixture) -> None:
     other_ca, _key, _cert = make_ca(tmp_path / "other", "other")
     sync = MqttSync(gate_config(mqtts(tls_broker), other_ca, pki), store, gate_id=GATE, community=COMMUNITY)
-    with caplog.at_level(logging.ERROR, logger="edge.sync.mqtt"):
+    with caplog.at_level(logging.ERROR, logger="edge.sync"):
         sync.start()
         try:
             wait_until(lambda: len([r for r in caplog.records if "not trusted" in r.getMessage()]) >= 2, 10,
@@ -111,7 +109,7 @@ def test_wrong_ca_is_refused_with_a_clear_error(tmp_path: Path, pki: Pki, tls_br
 def test_a_gate_without_the_required_client_certificate_is_not_connected(
         pki: Pki, tls_broker: Mosquitto, store: Store, caplog: pytest.LogCaptureFixture) -> None:
     sync = MqttSync(gate_config(mqtts(tls_broker), pki.ca, None), store, gate_id=GATE, community=COMMUNITY)
-    with caplog.at_level(logging.ERROR, logger="edge.sync.mqtt"):
+    with caplog.at_level(logging.ERROR, logger="edge.sync"):
         sync.start()
         try:
             wait_until(lambda: sum("CONNACK" in r.getMessage() for r in caplog.records) >= 2, 10, "refused attempts")
@@ -121,43 +119,15 @@ def test_a_gate_without_the_required_client_certificate_is_not_connected(
     assert any("before its CONNACK" in r.getMessage() and "tls_cert_file" in r.getMessage() for r in caplog.records)
 
 
-def _tls12_only_server(pki: Pki, handshakes: list[str], stop: threading.Event) -> int:
-    """A TLS server that speaks at most TLS 1.2 (no MQTT); records each handshake's version or error."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(pki.server_cert, pki.server_key)
-    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-    srv = socket.create_server(("127.0.0.1", 0))
-    srv.settimeout(0.1)
-
-    def serve() -> None:
-        with srv:
-            while not stop.is_set():
-                try:
-                    conn, _ = srv.accept()
-                except TimeoutError:
-                    continue
-                conn.settimeout(5)
-                try:
-                    with ctx.wrap_socket(conn, server_side=True) as tls:
-                        handshakes.append(str(tls.version()))
-                except (ssl.SSLError, OSError) as exc:
-                    handshakes.append(f"error: {exc}")
-                finally:
-                    conn.close()
-
-    threading.Thread(target=serve, daemon=True).start()
-    return int(srv.getsockname()[1])
-
-
 @pytest.mark.parametrize("minimum", ["1.3", "1.2"])
 def test_the_minimum_tls_version_is_enforced(pki: Pki, store: Store, caplog: pytest.LogCaptureFixture,
                                              minimum: str) -> None:
     handshakes: list[str] = []
     stop = threading.Event()
-    port = _tls12_only_server(pki, handshakes, stop)
+    port = tls12_only_server(pki, handshakes, stop)
     sync = MqttSync(gate_config(f"mqtts://127.0.0.1:{port}", pki.ca, pki, tls_min_version=minimum), store,
                     gate_id=GATE, community=COMMUNITY)
-    with caplog.at_level(logging.ERROR, logger="edge.sync.mqtt"):
+    with caplog.at_level(logging.ERROR, logger="edge.sync"):
         sync.start()
         try:
             wait_until(lambda: len(handshakes) >= 2, 10, "two connection attempts")

@@ -17,8 +17,8 @@ import pytest
 from sync_helpers import COMMUNITY, GATE, MODEL, delta, dump_whitelist, embedding, entry, snapshot
 
 from edge.protocol.messages import MAX_PAYLOAD_BYTES
+from edge.protocol.payloads import WhitelistAck
 from edge.protocol.signing import AdminKey
-from edge.protocol.topics import WhitelistAck
 from edge.store import PersonRecord, Store
 from edge.sync.whitelist import WhitelistApplier
 from edge.vision import FaceEngine, Gallery

@@ -1,10 +1,14 @@
 """Throwaway PKI for the TLS tests, made at test time with `cryptography`: a CA, a server certificate
-for 127.0.0.1/localhost and a client certificate, and mosquitto.conf lines for a TLS listener."""
+for 127.0.0.1/localhost and a client certificate, mosquitto.conf lines for a TLS listener, and a TLS
+server that offers at most TLS 1.2."""
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import socket
+import ssl
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,3 +93,31 @@ def make_pki(directory: Path, client_cn: str = "gate-a") -> Pki:
     server_cert, server_key = _issue(directory, "server", "127.0.0.1", ca_key, ca_cert, server=True)
     client_cert, client_key = _issue(directory, "client", client_cn, ca_key, ca_cert, server=False)
     return Pki(ca, server_cert, server_key, client_cert, client_key)
+
+
+def tls12_only_server(pki: Pki, handshakes: list[str], stop: threading.Event) -> int:
+    """A TLS server that speaks at most TLS 1.2 (no MQTT); records each handshake's version or error."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki.server_cert, pki.server_key)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    srv = socket.create_server(("127.0.0.1", 0))
+    srv.settimeout(0.1)
+
+    def serve() -> None:
+        with srv:
+            while not stop.is_set():
+                try:
+                    conn, _ = srv.accept()
+                except TimeoutError:
+                    continue
+                conn.settimeout(5)
+                try:
+                    with ctx.wrap_socket(conn, server_side=True) as tls:
+                        handshakes.append(str(tls.version()))
+                except (ssl.SSLError, OSError) as exc:
+                    handshakes.append(f"error: {exc}")
+                finally:
+                    conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return int(srv.getsockname()[1])

@@ -17,7 +17,7 @@ DEFAULT_SIZES = (10_000, 100_000)
 
 
 def bench_snapshot(sizes: tuple[int, ...] = DEFAULT_SIZES) -> list[str]:
-    from edge.admin.push import build_push
+    from edge.admin.build import build_push
     from edge.enroll import load_gallery
     from edge.protocol.signing import AdminKey
     from edge.store import Store

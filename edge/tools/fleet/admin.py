@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from edge.admin.push import AdminClient, build_push
+from edge.admin.build import build_push
+from edge.admin.client import AdminClient
 from edge.protocol.messages import PersonEntry
 from edge.protocol.signing import AdminKey
 

@@ -20,7 +20,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from edge.admin.push import AdminClient
+from edge.admin.client import AdminClient
 from edge.protocol.signing import AdminKey, public_key_text
 from edge.tools.broker import Mosquitto
 from edge.tools.fleet.admin import DeltaPusher

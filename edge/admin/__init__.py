@@ -1,0 +1,10 @@
+"""The community admin's tools: they speak the same protocol (`edge.protocol`) as the gates.
+
+- `keys`: a new admin signing key (`keygen`).
+- `person_file`: persons from a CSV/JSON file (`read_person_file`), checked as a gate would.
+- `build`: signed pushes within a gate's limits (`build_push`, `payload_version`).
+- `client`: `AdminClient`, a short-lived MQTT v5 connection (built with `edge.sync.client.make_client`).
+- `publish`: publishing a push and collecting the gates' acks (`push`).
+
+The command-line front end is `edge.cli.admin` (`gate admin ...`).
+"""
