@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
-import random
 import select
 import socket
 import ssl
@@ -32,6 +31,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from drivers.backoff import Backoff
 from drivers.heartbeat import DEFAULT_WITHIN_S, Heartbeat
 from edge.config.mqtt import MqttConfig
 from edge.protocol.topics import Topics
@@ -114,19 +114,18 @@ class Link:
     # ------------------------------------------------------------------------------ network thread
 
     def _run(self) -> None:
-        delay = self.cfg.reconnect_min_s
+        backoff = Backoff(self.cfg.reconnect_min_s, self.cfg.reconnect_max_s, jitter=0.5)
         while not self._stop.is_set():
             self.heartbeat.beat(CONNECT_WITHIN_S)
             was_up = self._connect_and_serve()
             if self._stop.is_set():
                 break
             if was_up:
-                delay = self.cfg.reconnect_min_s
-            wait = delay * random.uniform(0.5, 1.0)
+                backoff.reset()
+            wait = backoff.failed()
             log.info("MQTT reconnect to %s in %.1f s", self.cfg.url, wait)
             self.heartbeat.beat(wait + DEFAULT_WITHIN_S)
             self._stop.wait(wait)
-            delay = min(delay * 2, self.cfg.reconnect_max_s)
         self._outbox.finish()
         log.info("MQTT sync stopped")
 
