@@ -226,6 +226,7 @@ def test_two_agreeing_recognitions_of_three_name_the_person(setup: Setup, lane_f
 
 # -- threshold and margin on strangers ---------------------------------------------------------------
 
+@pytest.mark.slow
 def test_strangers_walking_up_are_never_named(setup: Setup, lane_factory: MakeLane, engine: FaceEngine) -> None:
     """Every packaged photo of a person who is not enrolled (well over 40 people's photos) walks up to the
     gate; at SFace's calibrated threshold and margin none is named. Residents walking up the same way are
@@ -244,7 +245,8 @@ def test_strangers_walking_up_are_never_named(setup: Setup, lane_factory: MakeLa
         decided += len(outcomes)
         named += [(i, o.event.person_id, o.event.scores) for o in outcomes if o.event.person_id is not None]
     assert named == []
-    assert decided >= len(heads) * 0.9  # the strangers were seen and refused, not merely missed
+    # the strangers were seen and refused, not merely missed (124 of 130 here: a few faces stay unusable)
+    assert decided >= len(heads) * 0.9, f"only {decided} of {len(heads)} strangers decided"
     for pid, head in setup.heads.items():
         lane, outcomes = lane_factory()
         for side in (110, 125, 140, 155):
