@@ -15,10 +15,10 @@ import cv2
 import numpy as np
 import pytest
 
-from drivers.thermal.base import SerialThermalSensor
+from drivers.emulators.thermal import Scene, ThermalSim, eye_geometry
 from drivers.thermal.gy_mcu90614 import GyMcu90614, GyMcu90614Config
 from drivers.thermal.gy_mcu90640 import GyMcu90640, GyMcu90640Config
-from drivers.thermal.sim import Scene, ThermalSim, eye_geometry
+from drivers.thermal.serial_sensor import SerialThermalSensor
 from edge.camera import Frame
 from edge.config import load_config
 from edge.config.lane import LaneConfig
