@@ -9,7 +9,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from edge.protocol.messages import DELTA_SCHEMA, MAX_ENTRIES_PER_MESSAGE, MAX_PAYLOAD_BYTES, SNAPSHOT_SCHEMA
+from edge.protocol.limits import MAX_ENTRIES_PER_MESSAGE, MAX_PAYLOAD_BYTES
+from edge.protocol.messages import DELTA_SCHEMA, SNAPSHOT_SCHEMA
 from edge.protocol.signing import AdminKey
 
 

@@ -10,34 +10,50 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
 
 from edge import __version__
 from edge.cli import admin, bench, config, deploy, guard, run, vision
-from edge.config import ConfigError
 
 log = logging.getLogger("edge.cli")
 
 
-def build_parser() -> argparse.ArgumentParser:
+# The drivers' command groups load every driver's config (pydantic, numpy) to offer their choices: they
+# are built only when the command line asks for one of them; otherwise a placeholder lists them.
+DRIVER_GROUPS = {"drivers": "talk to the gate's hardware: thermal sensors, relays",
+                 "sim": "run a device simulator on a pseudo-terminal (prints its path)"}
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The `gate` parser; `argv` (default: sys.argv[1:]) decides whether the drivers' groups are built."""
     p = argparse.ArgumentParser(prog="gate", description="edge-gate: contactless residential gate")
     p.add_argument("--version", action="version", version=f"edge-gate {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
-    from drivers.cli import add_commands as add_driver_commands
-
     for group in (config, vision, run, bench):
         group.add_commands(sub)
-    add_driver_commands(sub)
+    if _command(sys.argv[1:] if argv is None else argv) in DRIVER_GROUPS:
+        from drivers.cli import add_commands as add_driver_commands
+
+        add_driver_commands(sub)
+    else:
+        for name, text in DRIVER_GROUPS.items():
+            sub.add_parser(name, help=text)
     for group in (admin, guard, deploy):
         group.add_commands(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from edge.config import ConfigError
     from edge.models import ModelError
 
     try:

@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge.protocol.messages import MAX_PAYLOAD_BYTES
+from edge.protocol.limits import MAX_PAYLOAD_BYTES
 
 if TYPE_CHECKING:
     from edge.admin.client import AdminClient

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from edge.config import GateConfig, load_config
+if TYPE_CHECKING:
+    from edge.config import GateConfig
 
 
 def load(args: argparse.Namespace) -> GateConfig:
+    from edge.config import load_config
+
     cfg = load_config(getattr(args, "config", None))
     data_dir = getattr(args, "data_dir", None)
     if data_dir:

@@ -7,10 +7,11 @@ import json
 import sys
 
 from edge.cli.common import load, with_config
-from edge.config import ConfigError, config_as_dict, load_config, to_toml
 
 
 def cmd_config_show(args: argparse.Namespace) -> int:
+    from edge.config import config_as_dict, to_toml
+
     cfg = load(args)
     if args.json:
         print(json.dumps(config_as_dict(cfg), indent=2))
@@ -27,6 +28,8 @@ def cmd_config_example(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
+    from edge.config import ConfigError, load_config
+
     try:
         load_config(args.file)
     except ConfigError as exc:

@@ -7,12 +7,11 @@ import logging
 import sys
 from pathlib import Path
 
-from edge.config import load_config
-
 log = logging.getLogger(__name__)
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
+    from edge.config import load_config
     from edge.selftest import Limits, format_table, run_selftest, to_json
 
     cfg = load_config(args.config)
@@ -23,6 +22,7 @@ def cmd_selftest(args: argparse.Namespace) -> int:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
+    from edge.config import load_config
     from edge.enroll import store_path
     from edge.store.backup import BackupError, backup
 
@@ -37,6 +37,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
+    from edge.config import load_config
     from edge.enroll import store_path
     from edge.store.backup import BackupError, restore
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from edge.protocol.limits import MAX_ENTRIES_PER_MESSAGE, MAX_PAYLOAD_BYTES, MAX_PHOTO_BYTES, MAX_TEMPLATES_PER_PERSON
 from edge.protocol.signing import SignatureError, verify
 
 if TYPE_CHECKING:
@@ -23,10 +24,6 @@ if TYPE_CHECKING:
 
 SNAPSHOT_SCHEMA = "edge-gate/whitelist-snapshot/1"
 DELTA_SCHEMA = "edge-gate/whitelist-delta/1"
-MAX_PAYLOAD_BYTES = 16 * 1024 * 1024  # one MQTT message (a snapshot chunk or a delta)
-MAX_ENTRIES_PER_MESSAGE = 5_000
-MAX_PHOTO_BYTES = 2 * 1024 * 1024
-MAX_TEMPLATES_PER_PERSON = 20
 
 
 class RejectedPush(ValueError):

@@ -46,3 +46,22 @@ def test_the_probe_sees_a_heavy_import() -> None:
     """The check above can fail: `gate faces --help` parses fine, and a real command does import cv2."""
     code, heavy = _heavy_imports("faces", "/nonexistent.jpg")
     assert "cv2" in heavy and code != 0
+
+
+def test_gate_help_loads_not_even_the_config_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`gate --help` (the first thing an installer types) parses no config: no pydantic, numpy or crypto."""
+    monkeypatch.setattr(sys.modules[__name__], "HEAVY", (*HEAVY, "pydantic", "numpy", "cryptography"))
+    code, heavy = _heavy_imports("--help")
+    assert code == 0 and heavy == []
+
+
+def test_the_drivers_placeholders_say_what_the_real_groups_say() -> None:
+    import argparse
+
+    from drivers.cli import add_commands
+    from edge.cli import DRIVER_GROUPS
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    add_commands(sub)
+    real = {a.dest: a.help for a in sub._choices_actions}
+    assert real == DRIVER_GROUPS

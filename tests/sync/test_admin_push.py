@@ -18,7 +18,8 @@ from sync_helpers import COMMUNITY, GATE, MODEL, Subscriber, entry, wait_until
 from edge.admin.build import build_push, payload_version
 from edge.admin.person_file import read_person_file
 from edge.config.mqtt import MqttConfig
-from edge.protocol.messages import MAX_ENTRIES_PER_MESSAGE, MAX_PAYLOAD_BYTES, Delta, SnapshotChunk, parse_push
+from edge.protocol.limits import MAX_ENTRIES_PER_MESSAGE, MAX_PAYLOAD_BYTES
+from edge.protocol.messages import Delta, SnapshotChunk, parse_push
 from edge.protocol.signing import AdminKey
 from edge.store import Store
 from edge.sync.mqtt import MqttSync

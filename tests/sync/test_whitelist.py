@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from sync_helpers import COMMUNITY, GATE, MODEL, delta, dump_whitelist, embedding, entry, snapshot
 
-from edge.protocol.messages import MAX_PAYLOAD_BYTES
+from edge.protocol.limits import MAX_PAYLOAD_BYTES
 from edge.protocol.payloads import WhitelistAck
 from edge.protocol.signing import AdminKey
 from edge.store import PersonRecord, Store
