@@ -49,16 +49,23 @@ class Visit:
     fever: bool = False
 
 
-def _face_crop(image: Image, engine: FaceEngine) -> Image:
-    """The head and shoulders around the largest face."""
+def head_crop(image: Image, engine: FaceEngine) -> tuple[Image, tuple[float, float, float, float]] | None:
+    """The head and shoulders around the largest face, with the face's box (x, y, w, h) in the cut; None
+    when no face is found."""
     dets = engine.detect(image)
     if not dets:
-        return image
+        return None
     x, y, w, h = dets[0].bbox
     cx, cy, side = x + w / 2, y + h / 2, max(w, h) * 2.0
     x0, y0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
     x1, y1 = int(min(image.shape[1], cx + side / 2)), int(min(image.shape[0], cy + side / 2))
-    return np.ascontiguousarray(image[y0:y1, x0:x1])
+    return np.ascontiguousarray(image[y0:y1, x0:x1]), (x - x0, y - y0, w, h)
+
+
+def _face_crop(image: Image, engine: FaceEngine) -> Image:
+    """The head and shoulders around the largest face (the whole photo if none is found)."""
+    found = head_crop(image, engine)
+    return image if found is None else found[0]
 
 
 def _arrival_variant(image: Image, i: int) -> Image:

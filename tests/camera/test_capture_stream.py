@@ -6,13 +6,13 @@ comes back on the same address the camera reconnects by itself and frames flow a
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import cv2
 import numpy as np
 import pytest
+from support.wait import wait_until
 
 from edge.camera import Camera, Frame
 from edge.config.camera import CameraConfig
@@ -20,13 +20,6 @@ from edge.config.camera import CameraConfig
 W, H = 320, 240
 DEADLINE_S = 60.0  # generous: the machine is shared and slow
 BOUNDARY = "gateframe"
-
-
-def wait_until(cond: Callable[[], bool], timeout: float = DEADLINE_S, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what or cond}"
-        time.sleep(0.02)
 
 
 def _jpeg(level: int, n: int) -> bytes:

@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from support.broker import Mosquitto
+from support.gate_config import SIM_RELAY, SIM_THERMAL, gate_config
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = REPO / ".venv" / "bin"
@@ -26,15 +27,15 @@ def write_frames(folder: Path, count: int = 4) -> Path:
 
 def sim_config(root: Path, extra: str = "", *, camera: Path | None = None, thermal: str | None = None,
                relay: str | None = None) -> Path:
-    """A gate config on simulators: folder camera, sim thermal, sim relay; sections may be replaced."""
+    """A gate config on simulators (folder camera, sim thermal, sim relay) from the tests' one builder;
+    `thermal`/`relay` replace those sections (given whole, with their [header])."""
     cam = camera if camera is not None else write_frames(root / "frames")
-    thermal = thermal if thermal is not None else '[thermal]\ntype = "sim"\nkind = "gy_mcu90614"\n'
-    relay = relay if relay is not None else '[relay]\ntype = "sim"\nkind = "lcus"\n'
-    path = root / "gate.toml"
-    path.write_text(f'[gate]\ndata_dir = "{root / "data"}"\n'
-                    f'[camera]\ntype = "folder"\nsource = "{cam}"\nfps = 30\n'
-                    f"{thermal}{relay}{extra}")
-    return path
+
+    def body(section: str | None, default: str) -> str:
+        return default if section is None else section.split("\n", 1)[1].rstrip("\n")
+
+    return gate_config(root, cam, gate_id=None, fps=30, policy=None, web_enabled=None,
+                       thermal=body(thermal, SIM_THERMAL), relay=body(relay, SIM_RELAY), extra=extra)
 
 
 @dataclass

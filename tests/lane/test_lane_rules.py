@@ -24,7 +24,7 @@ from edge.config import load_config
 from edge.config.lane import LaneConfig
 from edge.config.policy import PolicyConfig
 from edge.config.temperature import TemperatureConfig
-from edge.demo_scene import HANKS, RESIDENTS, STRANGERS, VISITOR_EXPIRED
+from edge.demo_scene import HANKS, RESIDENTS, STRANGERS, VISITOR_EXPIRED, head_crop
 from edge.enroll import enroll_images, store_path
 from edge.lane import Lane, Outcome, Whitelist
 from edge.store import Store
@@ -60,14 +60,8 @@ class Head:
 
 
 def _head(image: Image, engine: FaceEngine) -> Head | None:
-    dets = engine.detect(image)
-    if not dets:
-        return None
-    x, y, w, h = dets[0].bbox
-    cx, cy, side = x + w / 2, y + h / 2, max(w, h) * 2.0
-    x0, y0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
-    x1, y1 = int(min(image.shape[1], cx + side / 2)), int(min(image.shape[0], cy + side / 2))
-    return Head(np.ascontiguousarray(image[y0:y1, x0:x1]), (x - x0, y - y0, w, h))
+    found = head_crop(image, engine)
+    return None if found is None else Head(*found)
 
 
 def scene(*faces: tuple[Head, float, float, int]) -> Image:

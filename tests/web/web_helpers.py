@@ -22,7 +22,7 @@ def make_config(prepared: Path, tmp: Path, camera_dir: Path, extra: str = "", fp
                               reconnect_s=(0.1, 0.2), policy=None, web_enabled=None, extra=extra)
 
 
-def wait_for(cond: Callable[[], object], timeout: float = 20.0, gate: Gate | None = None) -> bool:
+def wait_for(cond: Callable[[], object], timeout: float = 60.0, gate: Gate | None = None) -> bool:
     """True once `cond()` holds (running the gate's supervisor pass before each look, as `gate run` does)."""
     def checked() -> object:
         if gate is not None:
