@@ -179,7 +179,9 @@ class MqttTap:
     """A TCP proxy between a client and the broker that reads the MQTT packets going through: per
     connection, the client's QoS 1 PUBLISHes on `topic` (packet id, payload) and the broker's PUBACKs,
     so the number of publishes on the wire without a PUBACK can be watched. `drop()` cuts every
-    connection (as a network failure would); the client then reconnects through the tap."""
+    connection (as a network failure would); the client then reconnects through the tap. `withhold_acks(conn)`
+keeps the broker's PUBACKs on that connection from reaching the client (a broker that stopped answering,
+without freezing the whole broker), so the client's in-flight window fills deterministically."""
 
     def __init__(self, upstream_port: int, topic: str) -> None:
         self.upstream_port = upstream_port
@@ -189,6 +191,7 @@ class MqttTap:
         self.outstanding: set[tuple[int, int]] = set()  # (connection, packet id) published, not PUBACKed yet
         self.acked: list[set[int]] = []  # per connection: packet ids the broker PUBACKed
         self.max_outstanding = 0
+        self.withheld: set[int] = set()  # connections whose PUBACKs are kept from the client
         self._socks: list[Any] = []
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._server.getsockname()[1])
@@ -221,11 +224,14 @@ class MqttTap:
         try:
             while data := src.recv(65536):
                 buf += data
+                out = b""
                 while (packet := _split_packet(buf)) is not None:
                     head, body, size = packet
-                    self._seen(head, body, conn, from_client, state)
+                    if self._seen(head, body, conn, from_client, state):
+                        out += buf[:size]
                     buf = buf[size:]
-                dst.sendall(data)
+                if out:
+                    dst.sendall(out)
         except OSError:
             pass
         finally:
@@ -234,7 +240,8 @@ class MqttTap:
                     s.shutdown(socket.SHUT_RDWR)
                 s.close()
 
-    def _seen(self, head: int, body: bytes, conn: int, from_client: bool, state: dict[str, bool]) -> None:
+    def _seen(self, head: int, body: bytes, conn: int, from_client: bool, state: dict[str, bool]) -> bool:
+        """Record one whole packet; False if it must not be passed on (a withheld PUBACK)."""
         kind, flags = head >> 4, head & 0x0F
         if from_client and kind == 1:  # CONNECT: protocol name, then the level (5 or 4)
             name_len = int.from_bytes(body[:2], "big")
@@ -255,9 +262,16 @@ class MqttTap:
         elif not from_client and kind == 4:  # PUBACK
             pid = int.from_bytes(body[:2], "big")
             with self.lock:
+                if conn in self.withheld:
+                    return False
                 if (conn, pid) in self.outstanding:
                     self.outstanding.discard((conn, pid))
                     self.acked[conn].add(pid)
+        return True
+
+    def withhold_acks(self, conn: int) -> None:
+        with self.lock:
+            self.withheld.add(conn)
 
     def in_flight(self, conn: int) -> int:
         with self.lock:
