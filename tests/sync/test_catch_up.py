@@ -2,12 +2,12 @@
 community's latest delta stays retained next to the retained `whitelist/current` pointer, so a gate
 that missed one delta applies it on reconnect; one that missed more refuses the retained delta as a
 gap and, like the pointer, asks for a snapshot, which the admin's answer brings it up to date with.
-A gate that is up to date hears nothing it has to answer."""
+A gate that is up to date hears nothing it has to answer. "Nothing more was answered" is checked with a
+sentinel: a later live delta, whose ack comes after any ack the retained messages could cause."""
 
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from sync_helpers import COMMUNITY, GATE, MODEL, Subscriber, entry, wait_until
@@ -65,6 +65,15 @@ def test_offline_gate_catches_up_on_missed_deltas(broker: Mosquitto, store: Stor
         payloads = build_push(key, COMMUNITY, "delta", upserts, deletes or [], version=version)
         return push(admin, COMMUNITY, "delta", payloads, version, wait_acks=acks, timeout=10)
 
+    def acks_up_to_sentinel(since: int, version: int) -> list[tuple[Any, ...]]:
+        """Push a live delta (R2 again, unchanged) as a sentinel; the acks after `since` up to its ack."""
+        delta(version, [entry("R2", 2)])
+        wait_until(lambda: any(a["version"] == version for a in live_acks(sub)[since:]), 10, "the sentinel's ack")
+        acks = live_acks(sub)[since:]
+        upto = next(i for i, a in enumerate(acks) if a["version"] == version)
+        assert (acks[upto]["status"], acks[upto]["need_snapshot"]) == ("applied", False)
+        return [(a["status"], a["version"], a["need_snapshot"]) for a in acks[:upto]]
+
     try:
         sync = gate.online()
         first = delta(1, [entry("R1", 1)], acks=1)
@@ -80,10 +89,8 @@ def test_offline_gate_catches_up_on_missed_deltas(broker: Mosquitto, store: Stor
         sync = gate.online()
         wait_until(lambda: gate.wl.version == 2, 10, "the missed delta to be applied")
         wait_until(lambda: sync.health()["pushes"] == 2, 5, "the retained delta and pointer handled")
-        wait_until(lambda: len(live_acks(sub)) > acks_before, 5, "the ack of the caught-up delta")
-        time.sleep(0.5)  # any further ack (e.g. a needless snapshot request) would be out by now
-        caught = live_acks(sub)[acks_before:]
-        assert [(a["status"], a["version"], a["need_snapshot"]) for a in caught] == [("applied", 2, False)]
+        # only the caught-up delta's ack, no needless snapshot request, before the sentinel's
+        assert acks_up_to_sentinel(acks_before, 3) == [("applied", 2, False)]
         assert store.get_person("R2") is not None
         gate.offline()
 
@@ -92,27 +99,27 @@ def test_offline_gate_catches_up_on_missed_deltas(broker: Mosquitto, store: Stor
         acks_before = len(live_acks(sub))
         sync = gate.online()
         wait_until(lambda: sync.health()["pushes"] == 2, 5, "the retained messages handled")
-        time.sleep(0.5)
-        assert len(live_acks(sub)) == acks_before and len(store.alarms(kind="whitelist_rejected")) == alarms
+        assert acks_up_to_sentinel(acks_before, 4) == []
+        assert len(store.alarms(kind="whitelist_rejected")) == alarms
         gate.offline()
 
-        # two deltas while away: the retained one (4 on 3) is a gap on version 2, so the gate asks for a
-        # snapshot, and so does the pointer (4 > 2); nothing of the two is applied halfway
-        delta(3, [entry("R3", 3)])
-        delta(4, [entry("R4", 4)], deletes=["R1"])
+        # two deltas while away: the retained one (6 on 5) is a gap on version 4, so the gate asks for a
+        # snapshot, and so does the pointer (6 > 4); nothing of the two is applied halfway
+        delta(5, [entry("R3", 3)])
+        delta(6, [entry("R4", 4)], deletes=["R1"])
         acks_before = len(live_acks(sub))
         sync = gate.online()
         wait_until(lambda: len(live_acks(sub)) >= acks_before + 2, 10, "the gate asking for a snapshot")
         asks = live_acks(sub)[acks_before:]
         assert [(a["kind"], a["code"], a["need_snapshot"], a["current_version"]) for a in asks] == [
-            ("delta", "version_gap", True, 2), ("current", "behind", True, 2)]
-        assert gate.wl.version == 2 and store.get_person("R3") is None and store.get_person("R1") is not None
+            ("delta", "version_gap", True, 4), ("current", "behind", True, 4)]
+        assert gate.wl.version == 4 and store.get_person("R3") is None and store.get_person("R1") is not None
 
         # the admin (the server, in production) answers with a snapshot: the gate is up to date
         snap = build_push(key, COMMUNITY, "snapshot", [entry("R2", 2), entry("R3", 3), entry("R4", 4)], [],
-                          version=5)
-        done = push(admin, COMMUNITY, "snapshot", snap, 5, wait_acks=1, timeout=10)
-        assert [(a["status"], a["counts"]["deleted"]) for a in done] == [("applied", 1)] and gate.wl.version == 5
+                          version=7)
+        done = push(admin, COMMUNITY, "snapshot", snap, 7, wait_acks=1, timeout=10)
+        assert [(a["status"], a["counts"]["deleted"]) for a in done] == [("applied", 1)] and gate.wl.version == 7
         assert store.get_person("R1") is None and store.get_person("R4") is not None
         gate.offline()
 
@@ -120,8 +127,14 @@ def test_offline_gate_catches_up_on_missed_deltas(broker: Mosquitto, store: Stor
         acks_before = len(live_acks(sub))
         sync = gate.online()
         wait_until(lambda: sync.health()["pushes"] == 1, 5, "the pointer handled")
-        time.sleep(0.5)
-        assert sync.health()["pushes"] == 1 and len(live_acks(sub)) == acks_before
+        deltas = Subscriber(broker.port, [f"{TOPICS.community_base}/whitelist/delta"], client_id="late-reader")
+        try:
+            assert acks_up_to_sentinel(acks_before, 8) == []
+            wait_until(lambda: deltas.messages, 10, "the sentinel delta at a fresh reader")
+            # a retained delta would have come to the fresh reader before the live sentinel
+            assert [(retained, json.loads(p)["version"]) for _t, p, retained in deltas.messages][0] == (False, 8)
+        finally:
+            deltas.close()
     finally:
         gate.offline()
         admin.close()
