@@ -60,7 +60,7 @@ def test_state_then_online_retained_then_stopped(broker: Mosquitto, store: Store
 
 @pytest.mark.parametrize("password, ok", [("s3cret-Pw", True), ("wrong", False)])
 def test_connected_only_on_a_successful_connack(tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch,
-                                                password: str, ok: bool) -> None:
+                                                caplog: pytest.LogCaptureFixture, password: str, ok: bool) -> None:
     cred_dir = tmp_path / "creds"
     cred_dir.mkdir()
     (cred_dir / "mqtt-password").write_text(password + "\n")
@@ -74,7 +74,9 @@ def test_connected_only_on_a_successful_connack(tmp_path: Path, store: Store, mo
             if ok:
                 assert sync.wait_connected(10)
             else:
-                time.sleep(1.0)  # several refused attempts
+                def refusals() -> int:
+                    return sum("refused" in r.getMessage() for r in list(caplog.records))
+                wait_until(lambda: refusals() >= 3, 30, "three refused attempts")
                 health = sync.health()
                 assert not sync.connected and not health["connected"] and health["connects"] == 0
                 assert "refused" in health["last_error"]
