@@ -1,0 +1,205 @@
+"""The shipped broker access control (config/mosquitto/) on a real Mosquitto: the shipped
+`edge-gate.conf` with its two paths pointed at the repository's ACL file and at a password file made by
+`mosquitto_passwd`. A gate's credentials publish only under its own gate id and never a whitelist push;
+admins and the hub push; each gate reads the community's pushes, its own per-gate pushes and its peers'
+passages, nothing else; a real gate works under it.
+
+"Never arrived" is shown with a sentinel: the forbidden messages go first, then one that is allowed;
+once the sentinel is in, anything the broker had let through would be in too (one broker, one
+subscriber connection, each publish acknowledged before the next is sent)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from support.paths import REPO
+from sync_helpers import COMMUNITY, MODEL, Subscriber, delta, entry, wait_until
+
+from edge.config.mqtt import MqttConfig
+from edge.protocol.signing import AdminKey, public_key_text
+from edge.protocol.topics import Topics
+from edge.store import Store
+from edge.sync.mqtt import MqttSync
+from edge.sync.whitelist import WhitelistApplier
+from edge.tools.broker import Mosquitto, make_password_file
+
+CONF = REPO / "config" / "mosquitto" / "edge-gate.conf"
+ACL = REPO / "config" / "mosquitto" / "acl"
+INSTALLED = "/etc/mosquitto/edge-gate/"  # where docs/broker.md installs the two files
+USERS = {"admin": "admin-Pw-1", "hub": "hub-Pw-1", "gate-a": "gate-a-Pw-1", "gate-b": "gate-b-Pw-1"}
+A = Topics("edge-gate", COMMUNITY, "gate-a")
+B = Topics("edge-gate", COMMUNITY, "gate-b")
+COMMUNITY_PUSH = [f"{A.community_base}/whitelist/{k}" for k in ("snapshot", "delta", "current")]
+NOT_AUTHORIZED = 0x87
+
+
+def shipped_config(passwords: Path) -> list[str]:
+    """The settings of the shipped edge-gate.conf, its file paths pointed at this test's files."""
+    text = CONF.read_text(encoding="utf-8")
+    assert f"{INSTALLED}acl" in text and f"{INSTALLED}passwd" in text
+    text = text.replace(f"{INSTALLED}acl", str(ACL)).replace(f"{INSTALLED}passwd", str(passwords))
+    return [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+@pytest.fixture
+def acl_broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    """The runner's own lines (listener on a free port, no persistence) and then the shipped settings;
+    the shipped `allow_anonymous false` comes last and wins (test_anonymous_... shows it does)."""
+    passwords = make_password_file(tmp_path / "passwd", USERS)
+    broker = Mosquitto(tmp_path / "broker", extra_config=shipped_config(passwords))
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+def connack(port: int, username: str | None, password: str | None) -> int:
+    """The broker's CONNACK reason code for these credentials (0: accepted)."""
+    got: list[int] = []
+    done = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{username}", protocol=mqtt.MQTTv5)
+    if username is not None:
+        client.username_pw_set(username, password)
+
+    def on_connect(c: mqtt.Client, u: Any, flags: Any, rc: Any, props: Any) -> None:
+        got.append(rc.value)
+        done.set()
+
+    client.on_connect = on_connect
+    client.connect("127.0.0.1", port, keepalive=10)
+    client.loop_start()
+    try:
+        assert done.wait(10), "no CONNACK"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return got[0]
+
+
+def publish_as(port: int, user: str, topic: str, payload: bytes | str = b"x", retain: bool = False) -> int:
+    """Publish one QoS 1 message with `user`'s credentials on a connection of its own (Mosquitto closes
+    the connection after refusing a publish); the PUBACK's reason code (0: accepted)."""
+    got: list[int] = []
+    acked = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{user}-pub", protocol=mqtt.MQTTv5)
+    client.username_pw_set(user, USERS[user])
+
+    def on_publish(c: mqtt.Client, u: Any, mid: int, rc: Any, props: Any) -> None:
+        got.append(rc.value)
+        acked.set()
+
+    client.on_publish = on_publish
+    client.connect("127.0.0.1", port, keepalive=10)
+    client.loop_start()
+    try:
+        client.publish(topic, payload, qos=1, retain=retain)
+        assert acked.wait(10), f"no PUBACK for {topic}"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return got[0]
+
+
+def received(sub: Subscriber) -> list[str]:
+    with sub.lock:
+        return [t for t, _, _ in sub.messages]
+
+
+def test_anonymous_clients_and_wrong_passwords_are_refused(acl_broker: Mosquitto) -> None:
+    assert connack(acl_broker.port, None, None) == NOT_AUTHORIZED  # allow_anonymous false applies
+    assert connack(acl_broker.port, "gate-a", "wrong") == NOT_AUTHORIZED  # Mosquitto says the same for
+    assert connack(acl_broker.port, "gate-z", USERS["gate-a"]) == NOT_AUTHORIZED  # both, and for no such user
+    assert connack(acl_broker.port, "gate-a", USERS["gate-a"]) == 0
+
+
+def test_a_gate_publishes_only_its_own_topics(acl_broker: Mosquitto) -> None:
+    admin = Subscriber(acl_broker.port, ["edge-gate/#"], client_id="admin-watch", username="admin",
+                       password=USERS["admin"])
+    try:
+        own = [A.available, A.state, A.events, A.alarms, A.whitelist_ack]
+        forbidden = [B.available, B.state, B.events, B.alarms, B.whitelist_ack,  # gate B's topics
+                     *COMMUNITY_PUSH,  # the community's whitelist pushes and pointer
+                     *A.whitelist_push[2:], *B.whitelist_push[2:],  # per-gate pushes, even its own
+                     "edge-gate/other-community/gate-b/events", "$SYS/broker/forged", "elsewhere/x"]
+        for topic in own:
+            assert publish_as(acl_broker.port, "gate-a", topic, b"own") == 0, topic
+        refused = {topic: publish_as(acl_broker.port, "gate-a", topic, b"forged", retain=True) for topic in forbidden}
+        sentinel = A.events
+        assert publish_as(acl_broker.port, "gate-a", sentinel, b"sentinel") == 0
+        wait_until(lambda: (A.events, b"sentinel", False) in admin.messages, 30, "the sentinel")
+        assert received(admin) == [*own, sentinel]  # not one forged message arrived
+        assert refused == dict.fromkeys(forbidden, NOT_AUTHORIZED)  # and the broker said so (MQTT v5)
+    finally:
+        admin.close()
+    late = Subscriber(acl_broker.port, ["edge-gate/#"], client_id="admin-late", username="admin",
+                      password=USERS["admin"])
+    try:  # nothing forged was kept as a retained message either: the retained sentinel below is alone
+        assert publish_as(acl_broker.port, "gate-a", A.state, b"retained-sentinel", retain=True) == 0
+        wait_until(lambda: b"retained-sentinel" in [p for _, p, _ in late.messages], 30, "the retained sentinel")
+        assert received(late) == [A.state]
+    finally:
+        late.close()
+
+
+def test_admins_and_the_hub_push_and_each_gate_reads_what_it_needs(acl_broker: Mosquitto) -> None:
+    gate_subs = {name: Topics("edge-gate", COMMUNITY, name) for name in ("gate-a", "gate-b")}
+    gates = {name: Subscriber(acl_broker.port, [*t.whitelist_push, t.whitelist_current, t.peer_events],
+                              client_id=f"{name}-reads", username=name, password=USERS[name])
+             for name, t in gate_subs.items()}
+    # gate A also asks for what it must not read: B's per-gate pushes, B's state, alarms and acks
+    nosy = Subscriber(acl_broker.port, [*B.whitelist_push[2:], B.state, B.alarms, B.whitelist_ack, "edge-gate/#"],
+                      client_id="gate-a-nosy", username="gate-a", password=USERS["gate-a"])
+    try:
+        assert all(rc < 0x80 for g in gates.values() for rc in g.granted)  # a gate's own subscriptions
+        pushes = [("admin", f"{A.community_base}/whitelist/delta"), ("hub", f"{A.community_base}/whitelist/snapshot"),
+                  ("admin", A.whitelist_current), ("hub", A.whitelist_push[3]), ("admin", B.whitelist_push[3]),
+                  ("admin", B.whitelist_push[2])]
+        for user, topic in pushes:
+            assert publish_as(acl_broker.port, user, topic, f"{user} push".encode()) == 0, (user, topic)
+        for gate in ("gate-b", "gate-a"):  # B's state, alarms and ack, then the sentinel: A's passage
+            t = gate_subs[gate]
+            for topic in ([t.state, t.alarms, t.whitelist_ack] if gate == "gate-b" else []) + [t.events]:
+                assert publish_as(acl_broker.port, gate, topic, b"gate") == 0
+        for sub in (*gates.values(), nosy):
+            wait_until(lambda s=sub: A.events in received(s), 30, "the sentinel passage")  # type: ignore[misc]
+        community = [f"{A.community_base}/whitelist/delta", f"{A.community_base}/whitelist/snapshot",
+                     A.whitelist_current]
+        assert received(gates["gate-a"]) == [*community, A.whitelist_push[3], B.events, A.events]
+        assert received(gates["gate-b"]) == [*community, B.whitelist_push[3], B.whitelist_push[2], B.events, A.events]
+        # whatever gate A subscribes to, it gets the community's pushes and passages only
+        assert received(nosy) == [*community, A.whitelist_push[3], B.events, A.events]
+    finally:
+        for sub in (*gates.values(), nosy):
+            sub.close()
+
+
+def test_a_real_gate_works_under_the_shipped_acl(acl_broker: Mosquitto, store: Store) -> None:
+    """The gate's own connection (user = gate id): state and `online` out, an admin's delta in, its ack out,
+    and no refused subscription or publish."""
+    admin_key = AdminKey.generate()
+    cfg = MqttConfig(enabled=True, url=acl_broker.url, username="gate-a", reconnect_min_s=0.1,
+                     admin_public_keys=[public_key_text(admin_key.public)])
+    wl = WhitelistApplier(store, None, MODEL, cfg.trusted_keys(), community=COMMUNITY, gate_id="gate-a")
+    sync = MqttSync(cfg, store, gate_id="gate-a", community=COMMUNITY, whitelist=wl, password=USERS["gate-a"])
+    admin = Subscriber(acl_broker.port, ["edge-gate/#"], client_id="admin-watch", username="admin",
+                       password=USERS["admin"])
+    sync.start()
+    try:
+        wait_until(lambda: (A.available, b"online", True) in admin.messages or
+                   (A.available, b"online", False) in admin.messages, 30, "the gate online")
+        assert A.state in received(admin)
+        admin.publish(f"{A.community_base}/whitelist/delta", delta(admin_key, 1, [entry("R1", 1)], base=0))
+        wait_until(lambda: admin.json_on(A.whitelist_ack), 30, "the gate's ack")
+        assert admin.json_on(A.whitelist_ack)[0]["status"] == "applied" and store.get_person("R1") is not None
+        health = sync.health()
+        assert health["connected"] and health["failed"] == 0 and health["last_error"] is None, health
+    finally:
+        sync.stop()
+        admin.close()
