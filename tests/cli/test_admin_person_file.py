@@ -6,6 +6,8 @@ broker. The format is docs/person-files.md."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -132,3 +134,31 @@ def test_a_good_file_of_every_field_gets_as_far_as_the_broker(tmp_path: Path) ->
     assert proc.returncode == 2 and "Traceback" not in proc.stderr  # the broker is not there: refused, one line
     assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("gate admin: "), proc.stderr
     assert str(person_file) not in proc.stderr  # the file itself was fine
+
+
+def test_the_documented_examples_are_valid_files(tmp_path: Path, hanks_path: Path, t1_path: Path) -> None:
+    """The CSV and JSON examples of docs/person-files.md read as they are documented (photos put in place)."""
+    from edge.admin.person_file import read_person_file
+
+    doc = (REPO / "docs" / "person-files.md").read_text(encoding="utf-8")
+    (tmp_path / "photos").mkdir()
+    for name in ("r001.jpg", "r002.jpg", "s001.jpg"):
+        shutil.copy(t1_path, tmp_path / "photos" / name)
+    shutil.copy(hanks_path, tmp_path / "photos" / "v001.png")
+    found = {}
+    for lang in ("csv", "json"):
+        block = re.search(rf"```{lang}\n(.*?)```", doc, re.S)
+        assert block is not None, f"no {lang} example"
+        (tmp_path / f"persons.{lang}").write_text(block.group(1), encoding="utf-8")
+        found[lang] = read_person_file(tmp_path / f"persons.{lang}")
+    upserts, deletes = found["csv"]
+    assert [u["id"] for u in upserts] == ["R001", "R002", "V001", "S001"] and deletes == ["R009"]
+    v001 = upserts[2]
+    assert v001["allowed_gates"] == ["gate-north"] and v001["directions"] == ["in"] and v001["max_uses"] == 3
+    assert v001["schedule"] == {d: [["08:00", "20:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
+    assert v001["valid_from"] == "2026-12-01T00:00:00.000000Z" and "photo_jpeg" in v001
+    every_night = [["22:00", "06:00"]]
+    assert upserts[3]["schedule"] == {d: every_night for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    upserts, deletes = found["json"]
+    assert [u["id"] for u in upserts] == ["R001", "V001", "S001"] and deletes == ["R009"]
+    assert upserts[1]["templates"]["model_id"] == "sface_2021dec" and upserts[2]["status"] == "suspended"
