@@ -2,7 +2,7 @@
 `edge-gate.conf` with its two paths pointed at the repository's ACL file and at a password file made by
 `mosquitto_passwd`. A gate's credentials publish only under its own gate id and never a whitelist push;
 admins and the hub push; each gate reads the community's pushes, its own per-gate pushes and its peers'
-passages, nothing else; a real gate works under it.
+passages, nothing else; a real gate and the real admin tool work under it.
 
 "Never arrived" is shown with a sentinel: the forbidden messages go first, then one that is allowed;
 once the sentinel is in, anything the broker had let through would be in too (one broker, one
@@ -10,6 +10,7 @@ subscriber connection, each publish acknowledged before the next is sent)."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from support.paths import REPO
-from sync_helpers import COMMUNITY, MODEL, Subscriber, delta, entry, wait_until
+from sync_helpers import COMMUNITY, MODEL, Subscriber, embedding, gate_cli, wait_until
 
 from edge.config.mqtt import MqttConfig
 from edge.protocol.signing import AdminKey, public_key_text
@@ -180,24 +181,34 @@ def test_admins_and_the_hub_push_and_each_gate_reads_what_it_needs(acl_broker: M
             sub.close()
 
 
-def test_a_real_gate_works_under_the_shipped_acl(acl_broker: Mosquitto, store: Store) -> None:
-    """The gate's own connection (user = gate id): state and `online` out, an admin's delta in, its ack out,
-    and no refused subscription or publish."""
+def test_a_real_gate_and_the_admin_tool_work_under_the_shipped_acl(
+        tmp_path: Path, acl_broker: Mosquitto, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gate's own connection (user = gate id): state and `online` out; the real `gate admin push` as
+    `admin` (a retained community delta, then waiting for the ack on `+/whitelist/ack`); the gate applies
+    and acks it; no refused subscription or publish on either side."""
     admin_key = AdminKey.generate()
+    admin_key.save(tmp_path / "admin.pem")
     cfg = MqttConfig(enabled=True, url=acl_broker.url, username="gate-a", reconnect_min_s=0.1,
                      admin_public_keys=[public_key_text(admin_key.public)])
     wl = WhitelistApplier(store, None, MODEL, cfg.trusted_keys(), community=COMMUNITY, gate_id="gate-a")
     sync = MqttSync(cfg, store, gate_id="gate-a", community=COMMUNITY, whitelist=wl, password=USERS["gate-a"])
     admin = Subscriber(acl_broker.port, ["edge-gate/#"], client_id="admin-watch", username="admin",
                        password=USERS["admin"])
+    persons = tmp_path / "persons.json"
+    persons.write_text(json.dumps([{"id": "R1", "name": "Tom", "allowed_gates": ["gate-a"],
+                                    "embeddings": [embedding(1).tolist()], "model_id": MODEL}]))
+    monkeypatch.setenv("ADMIN_MQTT_PASSWORD", USERS["admin"])
     sync.start()
     try:
-        wait_until(lambda: (A.available, b"online", True) in admin.messages or
-                   (A.available, b"online", False) in admin.messages, 30, "the gate online")
-        assert A.state in received(admin)
-        admin.publish(f"{A.community_base}/whitelist/delta", delta(admin_key, 1, [entry("R1", 1)], base=0))
-        wait_until(lambda: admin.json_on(A.whitelist_ack), 30, "the gate's ack")
-        assert admin.json_on(A.whitelist_ack)[0]["status"] == "applied" and store.get_person("R1") is not None
+        wait_until(lambda: A.available in received(admin) and A.state in received(admin), 30, "the gate online")
+        proc = gate_cli("admin", "push", "--broker", acl_broker.url, "--community", COMMUNITY, "--username", "admin",
+                        "--password-env", "ADMIN_MQTT_PASSWORD", "--key", str(tmp_path / "admin.pem"),
+                        "--delta", str(persons), "--version", "1", "--acks", "1", "--timeout", "60")
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout.splitlines()[-1])["status"] == "applied"
+        person = store.get_person("R1")
+        assert person is not None and person.allowed_gates == ("gate-a",)
+        assert admin.on(A.available)[0] == b"online" and admin.json_on(A.whitelist_ack)[-1]["status"] == "applied"
         health = sync.health()
         assert health["connected"] and health["failed"] == 0 and health["last_error"] is None, health
     finally:
