@@ -28,6 +28,7 @@ from edge.protocol.topics import Topics
 from edge.store import Store
 from edge.sync.mqtt import MqttSync
 from edge.sync.whitelist import WhitelistApplier
+from edge.tools.bench.drain import fill_outbox
 from edge.tools.broker import Mosquitto, make_password_file
 
 CONF = REPO / "config" / "mosquitto" / "edge-gate.conf"
@@ -214,3 +215,34 @@ def test_a_real_gate_and_the_admin_tool_work_under_the_shipped_acl(
     finally:
         sync.stop()
         admin.close()
+
+
+def test_a_gate_with_the_wrong_user_name_publishes_nothing_and_loses_nothing(acl_broker: Mosquitto,
+                                                                               store: Store) -> None:
+    """Gate A logging in as gate-b (a config mistake): the broker refuses its publishes and closes the
+    connection, again on every reconnect; nothing reaches the admin, every event stays in A's outbox and
+    goes out once A logs in as itself."""
+    ids = fill_outbox(store, 20, gate_id="gate-a")
+    admin = Subscriber(acl_broker.port, ["edge-gate/#"], client_id="admin-watch", username="admin",
+                       password=USERS["admin"])
+    wrong = MqttConfig(enabled=True, url=acl_broker.url, username="gate-b", reconnect_min_s=0.1, reconnect_max_s=0.2)
+    sync = MqttSync(wrong, store, gate_id="gate-a", community=COMMUNITY, password=USERS["gate-b"])
+    sync.start()
+    try:
+        wait_until(lambda: sync.health()["connects"] >= 3, 60, "several refused sessions")
+    finally:
+        sync.stop()
+    assert store.outbox_depth() == 20 and not sync.health()["connected"]
+    assert publish_as(acl_broker.port, "gate-b", B.state, b"sentinel") == 0
+    wait_until(lambda: B.state in received(admin), 30, "the sentinel")
+    assert received(admin) == [B.state]  # not one of A's messages (state, online, events) got through
+    right = MqttConfig(enabled=True, url=acl_broker.url, username="gate-a", reconnect_min_s=0.1)
+    sync = MqttSync(right, store, gate_id="gate-a", community=COMMUNITY, password=USERS["gate-a"])
+    sync.start()
+    try:
+        wait_until(lambda: store.outbox_depth() == 0, 60, "the outbox to drain as gate-a")
+        wait_until(lambda: len(admin.on(A.events)) >= 20, 30, "the events at the admin")
+    finally:
+        sync.stop()
+        admin.close()
+    assert {json.loads(p)["event_id"] for p in admin.on(A.events)} == set(ids)
