@@ -158,6 +158,10 @@ def test_admins_and_the_hub_push_and_each_gate_reads_what_it_needs(acl_broker: M
     # gate A also asks for what it must not read: B's per-gate pushes, B's state, alarms and acks
     nosy = Subscriber(acl_broker.port, [*B.whitelist_push[2:], B.state, B.alarms, B.whitelist_ack, "edge-gate/#"],
                       client_id="gate-a-nosy", username="gate-a", password=USERS["gate-a"])
+    # the hub reads the passages and acks through a shared subscription (several hubs share the load)
+    hub = Subscriber(acl_broker.port, [f"$share/hubs/{A.community_base}/+/events",
+                                       f"$share/hubs/{A.community_base}/+/whitelist/ack"],
+                     client_id="hub-1", username="hub", password=USERS["hub"])
     try:
         assert all(rc < 0x80 for g in gates.values() for rc in g.granted)  # a gate's own subscriptions
         pushes = [("admin", f"{A.community_base}/whitelist/delta"), ("hub", f"{A.community_base}/whitelist/snapshot"),
@@ -169,7 +173,7 @@ def test_admins_and_the_hub_push_and_each_gate_reads_what_it_needs(acl_broker: M
             t = gate_subs[gate]
             for topic in ([t.state, t.alarms, t.whitelist_ack] if gate == "gate-b" else []) + [t.events]:
                 assert publish_as(acl_broker.port, gate, topic, b"gate") == 0
-        for sub in (*gates.values(), nosy):
+        for sub in (*gates.values(), nosy, hub):
             wait_until(lambda s=sub: A.events in received(s), 30, "the sentinel passage")  # type: ignore[misc]
         community = [f"{A.community_base}/whitelist/delta", f"{A.community_base}/whitelist/snapshot",
                      A.whitelist_current]
@@ -177,8 +181,9 @@ def test_admins_and_the_hub_push_and_each_gate_reads_what_it_needs(acl_broker: M
         assert received(gates["gate-b"]) == [*community, B.whitelist_push[3], B.whitelist_push[2], B.events, A.events]
         # whatever gate A subscribes to, it gets the community's pushes and passages only
         assert received(nosy) == [*community, A.whitelist_push[3], B.events, A.events]
+        assert received(hub) == [B.whitelist_ack, B.events, A.events]
     finally:
-        for sub in (*gates.values(), nosy):
+        for sub in (*gates.values(), nosy, hub):
             sub.close()
 
 
