@@ -162,3 +162,16 @@ def test_the_documented_examples_are_valid_files(tmp_path: Path, hanks_path: Pat
     upserts, deletes = found["json"]
     assert [u["id"] for u in upserts] == ["R001", "V001", "S001"] and deletes == ["R009"]
     assert upserts[1]["templates"]["model_id"] == "sface_2021dec" and upserts[2]["status"] == "suspended"
+
+
+def test_schedule_cells() -> None:
+    from edge.admin.schedule_text import parse_schedule_text
+
+    assert parse_schedule_text("fri-mon 22:00-06:00") == {d: [["22:00", "06:00"]] for d in ("mon", "fri", "sat", "sun")}
+    assert parse_schedule_text("MON,wed-thu 7:30-12:00 13:00-24:00; mon 20:00-21:00;") == {
+        "mon": [["07:30", "12:00"], ["13:00", "24:00"], ["20:00", "21:00"]],
+        "wed": [["07:30", "12:00"], ["13:00", "24:00"]], "thu": [["07:30", "12:00"], ["13:00", "24:00"]]}
+    for bad, says in (("mon-fri", "names no time window"), ("; ;", "an empty schedule"),
+                      ("mon 07:00", "is not a time window"), ("weekdays 07:00-22:00", "is not a day")):
+        with pytest.raises(ValueError, match=says):
+            parse_schedule_text(bad)

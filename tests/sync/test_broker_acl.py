@@ -78,7 +78,7 @@ def connack(port: int, username: str | None, password: str | None) -> int:
     client.connect("127.0.0.1", port, keepalive=10)
     client.loop_start()
     try:
-        assert done.wait(10), "no CONNACK"
+        assert done.wait(30), "no CONNACK"
     finally:
         client.disconnect()
         client.loop_stop()
@@ -102,7 +102,7 @@ def publish_as(port: int, user: str, topic: str, payload: bytes | str = b"x", re
     client.loop_start()
     try:
         client.publish(topic, payload, qos=1, retain=retain)
-        assert acked.wait(10), f"no PUBACK for {topic}"
+        assert acked.wait(30), f"no PUBACK for {topic}"
     finally:
         client.disconnect()
         client.loop_stop()
