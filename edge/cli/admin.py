@@ -55,16 +55,31 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 def cmd_push(args: argparse.Namespace) -> int:
     from edge.admin.build import build_push, payload_version
-    from edge.admin.person_file import read_person_file
+    from edge.admin.person_file import PersonFileError, read_person_file
     from edge.admin.publish import push
     from edge.protocol.signing import AdminKey
 
     kind = "snapshot" if args.snapshot else "delta"
-    upserts, deletes = read_person_file(Path(args.snapshot or args.delta), args.model_id)
+    try:
+        upserts, deletes = read_person_file(Path(args.snapshot or args.delta), args.model_id)
+    except PersonFileError as exc:
+        print(f"gate admin push: {exc}", file=sys.stderr)
+        return 2
+    try:
+        key = AdminKey.load(Path(args.key))
+    except (OSError, ValueError, TypeError) as exc:  # missing, unreadable, not a PEM key, encrypted
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else " ".join(str(exc).split())
+        print(f"gate admin push: --key {args.key}: not a usable admin private key ({reason}); give the file "
+              "`gate admin keygen` wrote", file=sys.stderr)
+        return 2
     version = args.version or int(time.time())
-    payloads = build_push(AdminKey.load(Path(args.key)), args.community, kind, upserts, deletes, version=version,
-                          base_version=args.base_version, gate=args.gate, valid_for=timedelta(hours=args.valid_hours),
-                          max_bytes=args.max_message_bytes)
+    try:
+        payloads = build_push(key, args.community, kind, upserts, deletes, version=version,
+                              base_version=args.base_version, gate=args.gate,
+                              valid_for=timedelta(hours=args.valid_hours), max_bytes=args.max_message_bytes)
+    except ValueError as exc:  # e.g. deletes in a snapshot, an entry larger than a message
+        print(f"gate admin push: {args.snapshot or args.delta}: {exc}", file=sys.stderr)
+        return 2
     final = payload_version(payloads[-1])
     client = _connect(args)
     if client is None:
@@ -166,8 +181,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
     pu = broker(asub.add_parser("push", help="sign and publish a whitelist snapshot or delta"))
     src = pu.add_mutually_exclusive_group(required=True)
-    src.add_argument("--snapshot", help="CSV/JSON of every person (replaces the list)")
-    src.add_argument("--delta", help="CSV/JSON of changes (upserts, deletes)")
+    src.add_argument("--snapshot", help="CSV/JSON of every person (replaces the list; docs/person-files.md)")
+    src.add_argument("--delta", help="CSV/JSON of changes (upserts, deletes; docs/person-files.md)")
     pu.add_argument("--key", required=True, help="admin private key (PEM)")
     pu.add_argument("--version", type=int, help="new whitelist version (default: the current Unix time); a "
                     "delta too large for one message becomes consecutive deltas of this version and the next ones")

@@ -1,5 +1,6 @@
 """The local Mosquitto runner the tests, the drain benchmark and the fleet run use: `Mosquitto(workdir)`
 starts `mosquitto` on a free loopback port (`free_port`), can stop and start it again on that port.
+`make_password_file` writes a Mosquitto password file with `mosquitto_passwd` (as docs/broker.md does).
 
 The outbox drain benchmark itself is `edge.tools.bench.drain`.
 """
@@ -16,12 +17,26 @@ from collections.abc import Sequence
 from pathlib import Path
 
 MOSQUITTO = "/usr/sbin/mosquitto"
+MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
 
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def make_password_file(path: Path, users: dict[str, str]) -> Path:
+    """A Mosquitto password file (hashed, mode 0600) holding exactly these user names and passwords,
+    made by `mosquitto_passwd -b` one user at a time."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    path.touch(mode=0o600)
+    for user, password in users.items():
+        subprocess.run([shutil.which("mosquitto_passwd") or MOSQUITTO_PASSWD, "-b", str(path), user, password],
+                       check=True, capture_output=True)
+    return path
 
 
 class Mosquitto:
@@ -55,11 +70,7 @@ class Mosquitto:
         if self.persistence:
             lines += [f"persistence_location {self.workdir}/", "autosave_interval 0"]
         if self.users is not None:
-            pw = self.workdir / "passwords"
-            pw.write_text("", encoding="utf-8")
-            for user, password in self.users.items():
-                subprocess.run([shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd", "-b", str(pw),
-                                user, password], check=True, capture_output=True)
+            pw = make_password_file(self.workdir / "passwords", self.users)
             lines.append(f"password_file {pw}")
         lines += self.extra_config
         conf = self.workdir / "mosquitto.conf"

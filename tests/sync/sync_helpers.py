@@ -30,18 +30,24 @@ GATE = "gate-a"
 
 
 class Subscriber:
-    """A real paho client collecting every message on its topics (with its own reconnects)."""
+    """A real paho client collecting every message on its topics (with its own reconnects); with
+    `username`, it logs in (password `password`). `granted` holds the broker's SUBACK reason codes, one
+    per topic (codes of 128 and above: refused)."""
 
-    def __init__(self, port: int, topics: list[str], *, client_id: str = "test-sub", persistent: bool = False) -> None:
+    def __init__(self, port: int, topics: list[str], *, client_id: str = "test-sub", persistent: bool = False,
+                 username: str | None = None, password: str | None = None) -> None:
         self.messages: list[tuple[str, bytes, bool]] = []
         self.lock = threading.Lock()
         self.subscribed = threading.Event()
+        self.granted: list[int] = []
         self.topics = topics
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        if username is not None:
+            self.client.username_pw_set(username, password)
         self.client.reconnect_delay_set(0.05, 0.2)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
-        self.client.on_subscribe = lambda *a: self.subscribed.set()
+        self.client.on_subscribe = self._on_subscribe
         props = None
         if persistent:
             from paho.mqtt.packettypes import PacketTypes
@@ -55,6 +61,10 @@ class Subscriber:
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         if not rc.is_failure:
             client.subscribe([(t, SubscribeOptions(qos=1)) for t in self.topics])
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: list[Any], props: Any) -> None:
+        self.granted = [rc.value for rc in reason_codes]
+        self.subscribed.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         with self.lock:
