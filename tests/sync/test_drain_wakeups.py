@@ -17,9 +17,9 @@ from edge.config.mqtt import MqttConfig
 from edge.protocol.topics import Topics
 from edge.store import EventRecord, OutboxRow, Store
 from edge.sync import link as link_module
+from edge.sync import outbox as outbox_module
 from edge.sync.link import Link
 from edge.sync.mqtt import MqttSync
-from edge.sync.outbox import IDLE_POLL_S
 from edge.tools.broker import Mosquitto
 
 TOPICS = Topics("edge-gate", COMMUNITY, GATE)
@@ -77,20 +77,21 @@ def _fail() -> None:
     raise RuntimeError("entry refused")
 
 
-def test_a_committed_event_is_sent_at_once_without_notify(broker: Mosquitto, store: Store, sync: MqttSync) -> None:
+def test_a_committed_event_is_sent_at_once_without_notify(monkeypatch: pytest.MonkeyPatch, broker: Mosquitto,
+                                                          store: Store, sync: MqttSync) -> None:
+    """With the idle poll an hour away, a committed event can only go out because the commit woke the
+    drainer: no wall-clock bound is needed to tell the two apart."""
     sub = Subscriber(broker.port, [TOPICS.events])
     try:
-        time.sleep(IDLE_POLL_S + 0.2)  # the drainer is idle, its next poll a second away
-        delays = []
-        for n in range(5):
-            t0 = time.monotonic()
+        monkeypatch.setattr(outbox_module, "IDLE_POLL_S", 3600.0)
+        first = store.record_event(event(0))  # found by a wake-up or by a poll already due; then idle
+        wait_until(lambda: any(json.loads(p)["event_id"] == first for p in sub.on(TOPICS.events)), 10, "event 0")
+        wait_until(lambda: store.outbox_depth() == 0, 10, "the first row acknowledged and deleted")
+        for n in range(1, 6):
             eid = store.record_event(event(n))
             wait_until(lambda eid=eid: any(json.loads(p)["event_id"] == eid for p in sub.on(TOPICS.events)),
-                       5, "the event")
-            delays.append(time.monotonic() - t0)
-            time.sleep(0.3)
-        assert max(delays) < IDLE_POLL_S / 2, delays  # woken by the commit, not found by the poll
-        wait_until(lambda: store.outbox_depth() == 0, 5, "the acknowledged rows to be deleted")
+                       30, f"event {n}, sent on the commit's wake-up (the next poll is an hour away)")
+        wait_until(lambda: store.outbox_depth() == 0, 10, "the acknowledged rows to be deleted")
     finally:
         sub.close()
 
@@ -128,19 +129,22 @@ def test_an_idle_gate_sleeps_between_keepalives(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(Link, "_pump", counted)
     cfg = MqttConfig.model_validate({"enabled": True, "url": broker.url, "keepalive_s": 10, "state_interval_s": 60})
     s = MqttSync(cfg, store, gate_id=GATE, community=COMMUNITY)
+    states = Subscriber(broker.port, [TOPICS.state], client_id="state-reader")
     s.start()
     try:
         assert s.wait_connected(10)
-        time.sleep(0.5)  # CONNACK, SUBACKs and the first state document
+        wait_until(lambda: any(not retained for _t, _p, retained in states.messages), 10,
+                   "the first state document (after the CONNACK and SUBACKs)")
         before, t0 = turns, time.monotonic()
         time.sleep(3.0)
         rate = (turns - before) / (time.monotonic() - t0)
         assert rate <= 2.5, f"{rate:.1f} network-loop turns per second while idle"
         assert link_module.MAX_WAIT_S <= 1.0  # and it still looks at least once a second
         eid = store.record_event(event(1))  # and wakes at once when there is work
-        wait_until(lambda: store.outbox_depth() == 0 and s.health()["acked"] >= 1, 2, f"{eid} to be sent")
+        wait_until(lambda: store.outbox_depth() == 0 and s.health()["acked"] >= 1, 10, f"{eid} to be sent")
     finally:
         s.stop()
+        states.close()
 
 
 def test_rows_committed_while_offline_are_not_held_in_memory(tmp_path: Path, store: Store) -> None:
