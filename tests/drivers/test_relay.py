@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -48,10 +47,8 @@ def test_lcus_forced_off_pulse_and_close(cleanup: list[object]) -> None:
     relay.start()
     cleanup.append(relay)
     assert wait_until(lambda: sim.log.frames == [OFF])  # forced off at start
-    t0 = time.monotonic()
     relay.pulse(400)
-    assert time.monotonic() - t0 < 0.1  # returns at once
-    assert relay.state and relay.pulsing
+    assert relay.state and relay.pulsing  # returned at once: a pulse that waited would be over
     assert wait_until(lambda: sim.coil(1))
     relay.pulse(150)  # during the pulse: at most extends it, no second ON frame
     assert relay.wait_idle(2.0)
@@ -166,11 +163,13 @@ def test_modbus_pulse_readback_and_passage(cleanup: list[object]) -> None:
 
 
 def test_modbus_no_pass_and_tailgate(cleanup: list[object]) -> None:
-    _, relay = _modbus(cleanup, "no_pass")
+    sim, relay = _modbus(cleanup, "no_pass")
     relay.pulse(100)
     assert relay.wait_idle(2.0)
-    time.sleep(0.15)
-    assert [e for e in relay.events() if e.name == "pass"] == []  # granted, not passed
+    sim.forced_inputs[sim.door_input] = True  # a sentinel: the door input, read after the whole pulse
+    seen: list[InputEvent] = []
+    assert wait_until(lambda: seen.extend(relay.events()) or any(e.name == "door" and e.active for e in seen))
+    assert [e for e in seen if e.name == "pass"] == []  # granted, not passed
     sim2, relay2 = _modbus(cleanup, "tailgate")
     assert wait_until(lambda: sim2.log.passes >= 1)
     assert wait_until(lambda: any(e.name == "pass" and e.active for e in relay2.events()))
@@ -187,16 +186,14 @@ def test_modbus_garbage_replies_retried(cleanup: list[object]) -> None:
 
 
 def test_modbus_pulse_returns_at_once_and_never_overlaps(cleanup: list[object]) -> None:
-    sim, relay = _modbus(cleanup, "no_pass")
-    sim.reply_delay_s = 0.12  # a slow board: switching on (write + read back) takes about 0.25 s
-    t0 = time.monotonic()
+    sim, relay = _modbus(cleanup, "no_pass", timeout_s=2.0)
+    sim.reply_delay_s = 0.5  # a slow board: switching on (write + read back) takes about 1 s
     relay.pulse(300)
     relay.pulse(200)  # while the switch-on is still on its way: no second one
-    assert time.monotonic() - t0 < 0.06  # returns at once, not after the round trips
-    assert relay.pulsing and not relay.state
+    assert relay.pulsing and not relay.state  # returned at once: a pulse() that waited would find it on
     assert wait_until(lambda: relay.state)
     relay.pulse(100)  # while on: at most extends, no second ON write
-    assert relay.wait_idle(3.0) and not sim.coils[0]
+    assert relay.wait_idle(10.0) and not sim.coils[0]
     ons = [c for c in sim.log.changes if c.on]
     offs = [c for c in sim.log.changes if not c.on]
     assert len(ons) == 1 and len(offs) == 1
@@ -208,11 +205,12 @@ def test_modbus_pulse_returns_at_once_and_never_overlaps(cleanup: list[object]) 
 
 
 def test_modbus_readback_mismatch_is_counted_and_forced_off(cleanup: list[object]) -> None:
-    sim, relay = _modbus(cleanup, "no_pass")
+    sim, relay = _modbus(cleanup, "no_pass", timeout_s=2.0)
     sim.stuck = True  # the board acknowledges the write but the coil stays off
-    t0 = time.monotonic()
+    sim.reply_delay_s = 0.3  # and answers slowly: the write, its read-back and the retry take seconds
     relay.pulse(100)
-    assert time.monotonic() - t0 < 0.06
+    assert relay.stats.switch_failures == 0  # returned at once: a pulse() that waited would have failed
+    sim.reply_delay_s = 0.0
     assert wait_until(lambda: relay.stats.switch_failures >= 1)
     assert "reads back 0 after writing 1" in str(relay.stats.last_error)
     assert relay.stats.write_failures >= 2  # the write and its one reopen-and-retry
@@ -250,9 +248,7 @@ def test_modbus_board_gone_at_a_pulse_then_back(cleanup: list[object]) -> None:
     relay.start()
     cleanup.append(relay)
     sim.unplug()  # the RS-485 adapter is pulled
-    t0 = time.monotonic()
-    relay.pulse(100)
-    assert time.monotonic() - t0 < 0.06
+    relay.pulse(100)  # returns (that it returns at once is checked on a held board above)
     assert wait_until(lambda: relay.stats.switch_failures >= 2)  # on failed; forcing it off failed too
     with pytest.raises(RelayError, match="could not be switched off"):
         relay.pulse(100)
