@@ -6,11 +6,11 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from support.wait import wait_until
 
 from edge.cli import main as gate_main
 from edge.store import EventRecord, Store
@@ -51,16 +51,16 @@ def test_backup_while_writing_then_restore(tmp_path: Path) -> None:
     thread = threading.Thread(target=writer)
     thread.start()
     try:
-        time.sleep(0.3)
+        wait_until(lambda: len(committed) >= 320, 30, "the writer to be writing")
         before = set(committed)  # every event committed before the backup began
         info = backup(db, tmp_path / "backups" / "gate-backup.db")
-        time.sleep(0.2)
+        done = len(committed)
+        wait_until(lambda: len(committed) >= done + 5, 30, "the writer to go on writing after the backup")
     finally:
         stop.set()
         thread.join()
     after = set(committed)
     store.close()
-    assert len(after) > len(before) + 5, "the writer did not keep writing during the backup"
 
     copy = tmp_path / "backups" / "gate-backup.db"
     assert info.path == copy and info.events >= len(before)
