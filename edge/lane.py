@@ -94,6 +94,7 @@ class Lane:
         self._state: dict[int, _TrackState] = {}
         self._passages: dict[str, list[Passage]] = {}
         self._awaiting_pass: list[tuple[float, EventRecord]] = []
+        self.passes_matched = 0  # PASS edges matched to a waiting grant
         self._last_grant_t: float | None = None  # time.monotonic() of the last relay pulse for a grant
         self._door_open_t: float | None = None  # since when the door sensor is active (None: closed)
         self._door_held_alarmed = False
@@ -330,12 +331,19 @@ class Lane:
                 waiting = [g for g in self._awaiting_pass if g[0] <= ev.t]
                 if waiting:
                     self._awaiting_pass.remove(waiting[0])
+                    self.passes_matched += 1
                     continue
             alarms.append(AlarmRecord(ts=now_utc, kind="passage_without_grant", severity="high",
                                       message=f"passage without a grant at {self.gate_id} "
                                       "(tailgating or forced entry)",
                                       gate_id=self.gate_id))
         return alarms
+
+    @property
+    def door_open(self) -> bool:
+        """The door sensor, as the last input edge from the relay board said (False before any)."""
+        with self._lock:
+            return self._door_open_t is not None
 
     def _door_event(self, ev: InputEvent, now_utc: datetime) -> AlarmRecord | None:
         with self._lock:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from fault_helpers import LiveGate, check_store, codes, gate_config
+from support.wait import wait_until
 
 from drivers.emulators.thermal import Scene, ThermalSim, Timing
 from drivers.thermal.gy_mcu90614 import encode_frame
@@ -106,10 +107,8 @@ def test_thermal_sensor_fault(prepared: Path, tmp_path: Path, fault: str, policy
             garbage.stop()
             assert garbage.broken_frames > 50
             # every broken frame written is refused; the last ones may still be on the line: wait for them
-            deadline = time.monotonic() + 5
-            while thermal.stats.checksum_failures - failures < garbage.broken_frames and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert thermal.stats.checksum_failures - failures >= garbage.broken_frames
+            wait_until(lambda: thermal.stats.checksum_failures - failures >= garbage.broken_frames, 30,
+                       f"the {garbage.broken_frames} broken frames refused")
             assert live.gate.health_snapshot()["thermal"]["checksum_failures"] > failures  # type: ignore[index]
 
         back = time.monotonic()
