@@ -39,6 +39,7 @@ from edge.vision import FaceEngine
 
 if TYPE_CHECKING:
     from edge.sync.mqtt import MqttSync
+    from edge.sync.whitelist import WhitelistApplier
     from edge.web.ports import WebParts
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class Gate:
                          self._outcome, gate_id=cfg.gate.id)
         self._reload_passages()
         release_free_heap()  # what loading the models and the whitelist freed goes back to the OS
+        self.applier: WhitelistApplier | None = None
         self.sync: MqttSync | None = self._make_sync() if cfg.mqtt.enabled else None
         self.health: dict[str, PartHealth] = {}
         self._vision_thread: threading.Thread | None = None
@@ -88,19 +90,31 @@ class Gate:
 
     # -- sync with the community server ---------------------------------------------------------------
     def _make_sync(self) -> MqttSync:
+        from edge.sync.identity import load_identity
         from edge.sync.mqtt import MqttSync
+        from edge.sync.snapshot_ask import SnapshotAsk
         from edge.sync.whitelist import WhitelistApplier
 
         mqtt = self.cfg.mqtt
+        identity = load_identity(mqtt.gate_key_file, self.cfg.gate.data_dir)  # GateKeyError: the fix in one line
+        log.info("gate key %s (key id %s): %s", identity.path, identity.key.key_id, identity.key.public_text)
         applier = WhitelistApplier(
             self.store, self.engine, self.engine.model_id, mqtt.trusted_keys(), community=self.cfg.gate.community,
             gate_id=self.cfg.gate.id, keep_photos=mqtt.keep_photos,
             photo_dir=self.cfg.gate.data_dir / "photos" if mqtt.keep_photos else None,
-            max_snapshot_persons=mqtt.max_snapshot_persons, on_applied=self._whitelist_applied)
+            max_snapshot_persons=mqtt.max_snapshot_persons, on_applied=self._whitelist_applied,
+            snapshot_chunk_timeout_s=mqtt.snapshot_chunk_timeout_s,
+            ask=SnapshotAsk(mqtt.snapshot_reask_min_s, mqtt.snapshot_reask_max_s))
+        self.applier = applier
         sync = MqttSync(mqtt, self.store, gate_id=self.cfg.gate.id, community=self.cfg.gate.community,
                         state=self.health_snapshot, whitelist=applier, on_peer_event=self._peer_event,
-                        password=mqtt.password())
+                        password=mqtt.password(), key=identity.key, members=applier.members,
+                        alarm=self._sync_alarm)
         return sync
+
+    def _sync_alarm(self, kind: str, severity: str, message: str, details: dict[str, object]) -> None:
+        """An alarm the sync raises (forged_message, intake_shed), already throttled there."""
+        self._alarm(kind, severity, message, **details)
 
     def _whitelist_applied(self, version: int) -> None:
         self.lane.swap_whitelist(Whitelist.load(self.store, self.engine.model_id))
@@ -185,6 +199,8 @@ class Gate:
         """Everything a status page or the MQTT `state` topic shows about this gate, as JSON-able values."""
         cam = self.camera.health()
         thermal = self.thermal.stats if self.thermal is not None else None
+        wl_version = self.lane.whitelist.version
+        applier = self.applier
         return {
             "gate_id": self.cfg.gate.id, "community": self.cfg.gate.community, "software_version": __version__,
             "uptime_s": round(time.monotonic() - self.started_at, 1),
@@ -202,8 +218,11 @@ class Gate:
             "outbox_depth": self.store.outbox_depth(),
             "store": {"ok": self.writer.error is None, "error": self.writer.error, "pending": self.writer.pending,
                       "kept": self.writer.kept, "lost": self.writer.lost},
-            "whitelist": {"version": self.lane.whitelist.version, "persons": len(self.lane.whitelist.persons),
-                          "templates": self.lane.whitelist.gallery.template_count, "model": self.engine.model_id},
+            "whitelist": {"version": int(wl_version) if wl_version and wl_version.isdigit() else 0,
+                          "persons": len(self.lane.whitelist.persons),
+                          "templates": self.lane.whitelist.gallery.template_count, "model": self.engine.model_id,
+                          "need_snapshot": applier is not None and applier.ask.needed,
+                          "member_gates": len(applier.members) if applier is not None else 0},
             "health": {k: {"ok": v.ok, "detail": v.detail} for k, v in self.health.items()},
             "mqtt": None if self.sync is None else self.sync.health(),
         }

@@ -12,6 +12,7 @@ from typing import Any
 from edge.protocol.limits import MAX_ENTRIES_PER_MESSAGE, MAX_PAYLOAD_BYTES
 from edge.protocol.messages import DELTA_SCHEMA, SNAPSHOT_SCHEMA
 from edge.protocol.signing import AdminKey
+from edge.records import ts_text
 
 
 def _size(value: Any) -> int:
@@ -48,7 +49,8 @@ def _pack(items: list[tuple[str, Any]], overhead: int, max_bytes: int, max_entri
 def build_push(key: AdminKey, community: str, kind: str, upserts: list[dict[str, Any]], deletes: list[str], *,
                version: int, base_version: int | None = None, gate: str | None = None,
                valid_for: timedelta = timedelta(days=1), now: datetime | None = None,
-               max_bytes: int = MAX_PAYLOAD_BYTES, max_entries: int = MAX_ENTRIES_PER_MESSAGE) -> list[bytes]:
+               max_bytes: int = MAX_PAYLOAD_BYTES, max_entries: int = MAX_ENTRIES_PER_MESSAGE,
+               gates: list[dict[str, str]] | None = None, patches: list[dict[str, Any]] | None = None) -> list[bytes]:
     """Signed payloads, each at most `max_bytes` serialised and signed and at most `max_entries`
     entries per list, the limits a gate enforces (MAX_PAYLOAD_BYTES, MAX_ENTRIES_PER_MESSAGE).
 
@@ -58,7 +60,9 @@ def build_push(key: AdminKey, community: str, kind: str, upserts: list[dict[str,
     gate checks like any other, so the version chain and its gap rule stay as they are (a gate that
     misses a part refuses the next as a gap and asks for a snapshot) and old gates understand them.
     The price: a gate applies the parts one by one, so for a moment it may hold the list of
-    `version + 1` (a consistent list, only not yet the last one). Deletes go first.
+    `version + 1` (a consistent list, only not yet the last one). Deletes go first, then patches.
+    `gates`: the community's member gates (edge.admin.gates); every snapshot chunk carries them (none
+    given: an empty list), a delta only when given (it then replaces the gates' list).
     """
     if not 0 < max_bytes <= MAX_PAYLOAD_BYTES:
         raise ValueError(f"max_bytes must be 1..{MAX_PAYLOAD_BYTES} (gates refuse larger messages)")
@@ -66,24 +70,28 @@ def build_push(key: AdminKey, community: str, kind: str, upserts: list[dict[str,
         raise ValueError(f"max_entries must be 1..{MAX_ENTRIES_PER_MESSAGE} (gates refuse more)")
     now = now or datetime.now(UTC)
     common: dict[str, Any] = {"community": community, "gate": gate, "version": version,
-                              "issued_at": now.isoformat(), "expires_at": (now + valid_for).isoformat()}
+                              "issued_at": ts_text(now), "expires_at": ts_text(now + valid_for)}
     margin = 64  # the numbers of the real messages (version, chunk) are no longer than this in all
     if kind == "delta":
         base = version - 1 if base_version is None else base_version
-        empty = {"schema": DELTA_SCHEMA, **common, "base_version": base, "upserts": [], "deletes": []}
-        items = [("deletes", d) for d in deletes] + [("upserts", u) for u in upserts]
+        empty = {"schema": DELTA_SCHEMA, **common, "base_version": base, "upserts": [], "patches": [], "deletes": []}
+        if gates is not None:
+            empty["gates"] = gates
+        items = ([("deletes", d) for d in deletes] + [("patches", p) for p in patches or []]
+                 + [("upserts", u) for u in upserts])
         parts = _pack(items, _size(key.sign(empty)) + margin, max_bytes, max_entries) or [[]]
         out = []
         for i, part in enumerate(parts):
             body = {**empty, "version": version + i, "base_version": base if i == 0 else version + i - 1,
                     "upserts": [u for n, u in part if n == "upserts"],
+                    "patches": [p for n, p in part if n == "patches"],
                     "deletes": [d for n, d in part if n == "deletes"]}
             out.append(_serialise(key, body))
     elif kind == "snapshot":
-        if deletes:
-            raise ValueError("a snapshot replaces the whole list: it has no deletes")
+        if deletes or patches:
+            raise ValueError("a snapshot replaces the whole list: it has no deletes or patches")
         empty = {"schema": SNAPSHOT_SCHEMA, **common, "chunk": 0, "chunks": 1, "total_persons": len(upserts),
-                 "entries": []}
+                 "entries": [], "gates": gates or []}
         chunks = _pack([("entries", u) for u in upserts], _size(key.sign(empty)) + margin, max_bytes,
                        max_entries) or [[]]
         out = [_serialise(key, {**empty, "chunk": i, "chunks": len(chunks), "entries": [e for _n, e in chunk]})

@@ -6,19 +6,45 @@ that was offline catches up (see push).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge.admin.build import json_object, payload_version
 from edge.admin.client import AdminClient
 from edge.protocol.payloads import CURRENT_SCHEMA
+from edge.protocol.signing import SignatureError, verify
+from edge.records import ts_text
+
+log = logging.getLogger(__name__)
+
+
+def ack_verifies(ack: Mapping[str, Any], gate_keys: Mapping[str, Ed25519PublicKey]) -> bool:
+    """The ack is signed by the key of the gate it names."""
+    gate = ack.get("gate")
+    key = gate_keys.get(gate) if isinstance(gate, str) else None
+    if key is None:
+        return False
+    try:
+        verify(ack, [key])
+    except SignatureError:
+        return False
+    return True
 
 
 def push(client: AdminClient, community: str, kind: str, payloads: list[bytes], version: int | None = None,
-         gate: str | None = None, wait_acks: int = 0, timeout: float = 30.0) -> list[dict[str, Any]]:
+         gate: str | None = None, wait_acks: int = 0, timeout: float = 30.0,
+         gate_keys: Mapping[str, Ed25519PublicKey] | None = None) -> list[dict[str, Any]]:
     """Publish a push from build_push; collect the gates' acks of its last version (one per gate).
+
+    Only acks signed by the key of the gate they name (`gate_keys`, from the gates file) and naming
+    one of these payloads by `push_digest` count; anything else on the ack topics is ignored (logged).
 
     Community-wide pushes also keep the community's state on the broker for gates that are offline:
     each delta is published retained (with a message expiry at its `expires_at`), so the latest one
@@ -45,8 +71,12 @@ def push(client: AdminClient, community: str, kind: str, payloads: list[bytes], 
     if community_wide:
         if kind == "snapshot":
             client.publish(f"{base}/whitelist/delta", b"", retain=True)  # clears the retained delta
-        pointer = {"schema": CURRENT_SCHEMA, "version": final, "issued_at": datetime.now(UTC).isoformat()}
+        pointer = {"schema": CURRENT_SCHEMA, "version": final, "issued_at": ts_text(datetime.now(UTC))}
         client.publish(f"{client.prefix}/{community}/whitelist/current", json.dumps(pointer).encode(), retain=True)
+    if wait_acks and not gate_keys:
+        raise ValueError("acks are verified against the gates' keys: give the gates file")
+    keys = gate_keys or {}
+    digests = {hashlib.sha256(p).hexdigest() for p in payloads}
     acks: dict[str, dict[str, Any]] = {}
     end = time.monotonic() + timeout
     seen = since
@@ -56,8 +86,13 @@ def push(client: AdminClient, community: str, kind: str, payloads: list[bytes], 
         for i in range(seen, len(msgs)):
             ack = json_object(msgs[i][1])
             # a retained ack is an old answer; an `outdated` one answers the pointer, not this push
-            if (ack is not None and not retained[i] and ack.get("version") == final
-                    and ack.get("kind") == kind and isinstance(ack.get("gate"), str)):
-                acks[ack["gate"]] = ack
+            if (ack is None or retained[i] or ack.get("version") != final or ack.get("kind") != kind
+                    or ack.get("push_digest") not in digests):
+                continue
+            if not ack_verifies(ack, keys):
+                log.warning("ignored an ack on %s that is not signed by the key of gate %r", msgs[i][0],
+                            ack.get("gate"))
+                continue
+            acks[str(ack["gate"])] = ack
         seen = len(msgs)
     return list(acks.values())

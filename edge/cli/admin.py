@@ -11,7 +11,7 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edge.protocol.limits import MAX_PAYLOAD_BYTES
 
@@ -53,13 +53,32 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gates(args: argparse.Namespace, command: str) -> list[dict[str, str]] | None:
+    """The --gates file's member gates (None: not given); prints the one-line error and raises SystemExit(2)."""
+    if not args.gates:
+        return None
+    from edge.admin.gates import GatesFileError, read_gates_file
+
+    try:
+        return read_gates_file(Path(args.gates))
+    except GatesFileError as exc:
+        print(f"gate admin {command}: --gates {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+
+
 def cmd_push(args: argparse.Namespace) -> int:
     from edge.admin.build import build_push, payload_version
+    from edge.admin.gates import gate_keys
     from edge.admin.person_file import PersonFileError, read_person_file
     from edge.admin.publish import push
     from edge.protocol.signing import AdminKey
 
     kind = "snapshot" if args.snapshot else "delta"
+    gates = _gates(args, "push")
+    if args.acks and gates is None:
+        print("gate admin push: --acks needs --gates FILE (each gate's ack is verified against its key; "
+              "`gate keys show --json` on a gate prints its entry)", file=sys.stderr)
+        return 2
     try:
         upserts, deletes = read_person_file(Path(args.snapshot or args.delta), args.model_id)
     except PersonFileError as exc:
@@ -76,17 +95,21 @@ def cmd_push(args: argparse.Namespace) -> int:
     try:
         payloads = build_push(key, args.community, kind, upserts, deletes, version=version,
                               base_version=args.base_version, gate=args.gate,
-                              valid_for=timedelta(hours=args.valid_hours), max_bytes=args.max_message_bytes)
+                              valid_for=timedelta(hours=args.valid_hours), max_bytes=args.max_message_bytes,
+                              gates=gates if kind == "snapshot" or args.send_gates else None)
     except ValueError as exc:  # e.g. deletes in a snapshot, an entry larger than a message
         print(f"gate admin push: {args.snapshot or args.delta}: {exc}", file=sys.stderr)
         return 2
     final = payload_version(payloads[-1])
+    if kind == "snapshot" and gates is None:
+        print("gate admin push: no --gates: the snapshot lists no member gates, so the gates will refuse "
+              "each other's passage events", file=sys.stderr)
     client = _connect(args)
     if client is None:
         return 2
     try:
         acks = push(client, args.community, kind, payloads, version, gate=args.gate, wait_acks=args.acks,
-                    timeout=args.timeout)
+                    timeout=args.timeout, gate_keys=gate_keys(gates) if gates else None)
     finally:
         client.close()
     versions = f"version {version}" if final == version else f"versions {version}..{final} (one per message)"
@@ -109,7 +132,12 @@ def _show(payload: bytes) -> object:
 
 def _watch(args: argparse.Namespace, topics: list[str]) -> int:
     """Print messages as JSON lines: until --count of them, or --timeout s (without --follow), or Ctrl-C.
+    With --gates each line says whether the message is signed by the gate it names (`verified`).
     Exit 1 when --count was given and fewer came."""
+    from edge.admin.gates import gate_keys
+
+    gates = _gates(args, args.admin_command)
+    keys = gate_keys(gates) if gates is not None else None
     client = _connect(args)
     if client is None:
         return 2
@@ -122,7 +150,10 @@ def _watch(args: argparse.Namespace, topics: list[str]) -> int:
         while (end is None or time.monotonic() < end) and (count is None or seen < count):
             msgs = client.wait(seen + 1, 1.0 if end is None else max(0.0, end - time.monotonic()))
             for topic, payload in msgs[seen:count]:
-                print(json.dumps({"topic": topic, "payload": _show(payload)}, ensure_ascii=False), flush=True)
+                line: dict[str, object] = {"topic": topic, "payload": _show(payload)}
+                if keys is not None:
+                    line["verified"] = _verified(line["payload"], topic, args, keys)
+                print(json.dumps(line, ensure_ascii=False), flush=True)
             seen = len(msgs) if count is None else min(len(msgs), count)
     except KeyboardInterrupt:
         pass
@@ -132,6 +163,23 @@ def _watch(args: argparse.Namespace, topics: list[str]) -> int:
         print(f"only {seen} of {count} messages", file=sys.stderr)
         return 1
     return 0
+
+
+def _verified(payload: object, topic: str, args: argparse.Namespace, keys: dict[str, Any]) -> bool:
+    """Signed by the key of the gate whose topic it came on (and, for an ack, that it names)."""
+    from edge.protocol.signing import SignatureError, verify
+
+    head = f"{args.prefix}/{args.community}/"
+    gate = topic[len(head):].split("/", 1)[0] if topic.startswith(head) else ""
+    if not isinstance(payload, dict) or gate not in keys:
+        return False
+    if payload.get("gate", gate) != gate and payload.get("gate_id", gate) != gate:
+        return False
+    try:
+        verify(payload, [keys[gate]])
+    except SignatureError:
+        return False
+    return True
 
 
 def cmd_events(args: argparse.Namespace) -> int:
@@ -148,7 +196,7 @@ def cmd_schemas(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     try:
-        written = write_schemas(out)
+        written = write_schemas(out, Path(args.asyncapi) if args.asyncapi else out.parent / "asyncapi.yaml")
     except OSError as exc:
         print(f"gate admin schemas: cannot write {out}: {exc.strerror or exc}; give a writable --out", file=sys.stderr)
         return 1
@@ -177,6 +225,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         p.add_argument("--tls-cert", help="mqtts: client certificate (PEM), where the broker asks for one")
         p.add_argument("--tls-key", help="mqtts: the client certificate's private key (PEM)")
         p.add_argument("--tls-min-version", choices=("1.2", "1.3"), default="1.2", help="lowest TLS version")
+        p.add_argument("--gates", help="the community's gates and public keys (JSON, docs/protocol.md): "
+                       "acks and events are verified against them; snapshots carry them to every gate")
         return p
 
     pu = broker(asub.add_parser("push", help="sign and publish a whitelist snapshot or delta"))
@@ -190,7 +240,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     pu.add_argument("--gate", help="only this gate")
     pu.add_argument("--model-id", help="model of embeddings given without one")
     pu.add_argument("--valid-hours", type=float, default=24.0, help="the push expires after this long")
-    pu.add_argument("--acks", type=int, default=0, help="wait for this many gates' acks")
+    pu.add_argument("--acks", type=int, default=0, help="wait for this many gates' acks (verified: needs --gates)")
+    pu.add_argument("--send-gates", action="store_true", help="delta: also replace the gates' list of member "
+                    "gates with --gates (a snapshot always carries it)")
     pu.add_argument("--max-message-bytes", type=int, default=MAX_PAYLOAD_BYTES,
                     help="largest MQTT message to publish (for brokers with a smaller limit; default and "
                     "maximum: what gates accept)")
@@ -206,4 +258,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     sc = asub.add_parser("schemas", help="write the JSON Schema file of every MQTT payload (docs/schemas/)")
     sc.add_argument("--out", default="docs/schemas", help="directory to write *.schema.json into "
                     "(default: docs/schemas)")
+    sc.add_argument("--asyncapi", help="AsyncAPI 3.0 file to write as well (default: asyncapi.yaml next to "
+                    "--out, i.e. docs/asyncapi.yaml)")
     sc.set_defaults(func=cmd_schemas)

@@ -27,9 +27,14 @@ def _print_outcome(outcome: object) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from edge.gate import Gate
+    from edge.sync.identity import GateKeyError
 
     cfg = load(args)
-    gate = Gate(cfg, on_outcome=_print_outcome if not args.quiet else None)
+    try:
+        gate = Gate(cfg, on_outcome=_print_outcome if not args.quiet else None)
+    except GateKeyError as exc:
+        print(f"gate run: {exc}", file=sys.stderr)
+        return 2
     return gate.run(seconds=args.seconds)
 
 

@@ -77,6 +77,17 @@ class MqttConfig(Section):
     admin_public_keys: list[str] = Field(
         default_factory=list, description="Admin keys trusted to sign whitelist pushes: 'ed25519:<base64>' "
         "(several allowed, for rotation). Empty: every push is refused.")
+    gate_key_file: Path | None = Field(
+        None, description="The gate's own Ed25519 private key (PEM, mode 0600), which signs everything it "
+        "publishes. None: $CREDENTIALS_DIRECTORY/gate-key if systemd passes it, else {data_dir}/gate-key.pem "
+        "(made at the first start; `gate keys init` makes it ahead, `gate keys show` prints its public key).")
+    max_clock_skew_s: float = Field(120.0, ge=0, le=3600, description="A peer gate's passage dated more than "
+                                    "this far in the future is refused (and alarmed as forged_message).")
+    snapshot_chunk_timeout_s: float = Field(60.0, gt=0, le=3600, description="A snapshot whose chunks do not "
+                                            "all arrive within this is dropped and nacked `incomplete`.")
+    snapshot_reask_min_s: float = Field(5.0, gt=0, le=3600, description="A gate that needs a snapshot asks "
+                                        "again after this, doubling each time (with jitter)...")
+    snapshot_reask_max_s: float = Field(300.0, gt=0, le=86400, description="...up to this.")
     keep_photos: bool = Field(False, description="Keep the face photos of whitelist pushes after making "
                               "templates from them (default: discard them).")
     max_snapshot_persons: int = Field(100_000, ge=1, le=1_000_000,
@@ -118,6 +129,8 @@ class MqttConfig(Section):
     def _consistent(self) -> MqttConfig:
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        if self.snapshot_reask_max_s < self.snapshot_reask_min_s:
+            raise ValueError("snapshot_reask_max_s must be >= snapshot_reask_min_s")
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("tls_cert_file and tls_key_file go together")
         if not self.tls and any(f is not None for f in (self.tls_ca_file, self.tls_cert_file)):

@@ -17,13 +17,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edge.protocol.limits import MAX_ENTRIES_PER_MESSAGE, MAX_PAYLOAD_BYTES, MAX_PHOTO_BYTES, MAX_TEMPLATES_PER_PERSON
-from edge.protocol.signing import SignatureError, verify
+from edge.protocol.payloads import Signature
+from edge.protocol.signing import CanonicalError, SignatureError, parse_public_key, verify
 
 if TYPE_CHECKING:
     import numpy as np
 
-SNAPSHOT_SCHEMA = "edge-gate/whitelist-snapshot/1"
-DELTA_SCHEMA = "edge-gate/whitelist-delta/1"
+SNAPSHOT_SCHEMA = "edge-gate/whitelist-snapshot/2"
+DELTA_SCHEMA = "edge-gate/whitelist-delta/2"
+GATE_ID = r"^[A-Za-z0-9_.-]{1,64}$"
 
 
 class RejectedPush(ValueError):
@@ -82,17 +84,54 @@ class PersonEntry(Strict):
             raise ValueError(f"photo larger than {MAX_PHOTO_BYTES} bytes")
         return v
 
+
+PATCH_FIELDS = ("name", "kind", "status", "unit", "valid_from", "valid_until", "max_uses", "allowed_gates",
+                "directions", "schedule", "care_watch_hours")
+
+
+class PersonPatch(Strict):
+    """A change of some fields of a person the gate has: only the members present change (null clears
+    a field that may be null); templates, photos and the use count stay. For a status-only change."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.:@-]{1,64}$")
+    name: str | None = Field(None, max_length=200)
+    kind: Literal["resident", "visitor", "staff"] | None = None
+    status: Literal["active", "suspended", "blocked"] | None = None
+    unit: str | None = Field(None, max_length=64)
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    max_uses: int | None = Field(None, ge=1)
+    allowed_gates: list[str] | None = None
+    directions: list[Literal["in", "out"]] | None = None
+    schedule: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], list[tuple[str, str]]] | None = None
+    care_watch_hours: float | None = Field(None, gt=0, le=24 * 14)
+
     @model_validator(mode="after")
-    def _biometrics(self) -> PersonEntry:
-        if self.templates is None and self.photo_jpeg is None and self.status == "active":
-            raise ValueError("an active person needs templates or a photo")
+    def _something(self) -> PersonPatch:
+        given = self.changed()
+        if not given:
+            raise ValueError("a patch changes at least one field")
+        for name in ("name", "kind", "status", "allowed_gates", "directions"):
+            if name in given and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
         return self
 
+    def changed(self) -> dict[str, Any]:
+        """The fields this patch sets, by name."""
+        return {k: getattr(self, k) for k in PATCH_FIELDS if k in self.model_fields_set}
 
-class Signature(Strict):
-    alg: Literal["ed25519"]
-    key_id: str
-    value: str
+
+class MemberGate(Strict):
+    """A gate of the community: its events are accepted by the other gates when signed by this key."""
+
+    gate_id: str = Field(pattern=GATE_ID)
+    public_key: str = Field(description="`ed25519:<base64 of the 32 raw bytes>`.")
+
+    @field_validator("public_key")
+    @classmethod
+    def _key(cls, v: str) -> str:
+        parse_public_key(v)
+        return v
 
 
 class PushBase(Strict):
@@ -113,11 +152,13 @@ class PushBase(Strict):
 
 
 class SnapshotChunk(PushBase):
-    schema_: Literal["edge-gate/whitelist-snapshot/1"] = Field(alias="schema")
+    schema_: Literal["edge-gate/whitelist-snapshot/2"] = Field(alias="schema")
     chunk: int = Field(ge=0)
     chunks: int = Field(ge=1, le=10_000)
     total_persons: int = Field(ge=0, description="Persons in the whole snapshot (all chunks).")
     entries: list[PersonEntry] = Field(max_length=MAX_ENTRIES_PER_MESSAGE)
+    gates: list[MemberGate] = Field(max_length=MAX_ENTRIES_PER_MESSAGE, description="Every gate of the "
+                                    "community (the same list in every chunk); replaces the gate's list.")
 
     @model_validator(mode="after")
     def _chunk_in_range(self) -> SnapshotChunk:
@@ -127,9 +168,15 @@ class SnapshotChunk(PushBase):
 
 
 class Delta(PushBase):
-    schema_: Literal["edge-gate/whitelist-delta/1"] = Field(alias="schema")
+    schema_: Literal["edge-gate/whitelist-delta/2"] = Field(alias="schema")
     base_version: int = Field(ge=0, description="The version this delta applies on top of.")
-    upserts: list[PersonEntry] = Field(default_factory=list, max_length=MAX_ENTRIES_PER_MESSAGE)
+    upserts: list[PersonEntry] = Field(default_factory=list, max_length=MAX_ENTRIES_PER_MESSAGE,
+                                       description="Whole records: replace the person's record (templates "
+                                       "omitted: the gate keeps the ones it has).")
+    patches: list[PersonPatch] = Field(default_factory=list, max_length=MAX_ENTRIES_PER_MESSAGE,
+                                       description="Some fields of persons the gate has.")
+    gates: list[MemberGate] | None = Field(None, max_length=MAX_ENTRIES_PER_MESSAGE,
+                                           description="Null or absent: member gates unchanged; a list replaces them.")
     deletes: list[str] = Field(default_factory=list, max_length=MAX_ENTRIES_PER_MESSAGE)
 
     @model_validator(mode="after")
@@ -162,14 +209,16 @@ def parse_push(raw: bytes, trusted: list[Ed25519PublicKey], *, now: datetime | N
         model = SnapshotChunk
     elif schema == DELTA_SCHEMA:
         model = Delta
+    elif isinstance(schema, str) and schema in (SNAPSHOT_SCHEMA[:-1] + "1", DELTA_SCHEMA[:-1] + "1"):
+        raise RejectedPush("unknown_schema", f"{schema} is protocol v1; this gate speaks v2 (docs/protocol.md)")
     else:
-        raise RejectedPush("unknown_schema", f"unknown schema {schema!r}")
+        raise RejectedPush("unknown_schema", f"unknown schema {str(schema)[:80]!r}")
     try:
         verify(data, trusted)
     except SignatureError as exc:
         raise RejectedPush("bad_signature", str(exc)) from exc
-    except RecursionError as exc:  # parsed, but too deep to serialise again for the signature check
-        raise RejectedPush("malformed_json", "payload is nested too deeply") from exc
+    except (RecursionError, CanonicalError) as exc:  # parsed, but no canonical form to check
+        raise RejectedPush("malformed_json", f"payload cannot be canonicalised: {exc}") from exc
     try:
         push = model.model_validate(data)
     except ValidationError as exc:

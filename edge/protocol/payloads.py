@@ -1,6 +1,7 @@
-"""The JSON documents a gate publishes (event, alarm, state, whitelist ack) and the admin's unsigned
-`whitelist/current` pointer, as strict pydantic models; each carries `schema` ("edge-gate/<kind>/<major>").
-The signed whitelist pushes are in `edge.protocol.messages`.
+"""The JSON documents a gate publishes (event, alarm, state, whitelist ack), each signed by the gate's
+own key, and the admin's unsigned `whitelist/current` pointer, as closed pydantic models (an unknown
+member anywhere is refused); each carries `schema` ("edge-gate/<kind>/<major>"). The signed
+whitelist pushes are in `edge.protocol.messages`. docs/protocol.md explains every field.
 """
 
 from __future__ import annotations
@@ -8,63 +9,219 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-EVENT_SCHEMA = "edge-gate/event/1"
-ALARM_SCHEMA = "edge-gate/alarm/1"
-STATE_SCHEMA = "edge-gate/state/1"
-ACK_SCHEMA = "edge-gate/whitelist-ack/1"
-CURRENT_SCHEMA = "edge-gate/whitelist-current/1"
+EVENT_SCHEMA = "edge-gate/event/2"
+ALARM_SCHEMA = "edge-gate/alarm/2"
+STATE_SCHEMA = "edge-gate/state/2"
+ACK_SCHEMA = "edge-gate/whitelist-ack/2"
+CURRENT_SCHEMA = "edge-gate/whitelist-current/2"
+V1_SCHEMAS = {"edge-gate/event/1": EVENT_SCHEMA, "edge-gate/alarm/1": ALARM_SCHEMA}  # rows queued by a v1 gate
 LEVEL = r"^[A-Za-z0-9_.-]{1,64}$"
+ReasonCode = Literal["ok", "unknown_face", "not_enrolled", "invalid_input", "spoof_suspected", "liveness_unavailable",
+                     "suspended", "blocked", "not_yet_valid", "expired", "uses_exhausted", "gate_not_allowed",
+                     "direction_not_allowed", "outside_schedule", "anti_passback", "sensor_fault",
+                     "stale_temperature", "fever", "fever_unconfirmed", "manual_open"]
+Severity = Literal["info", "warning", "high", "critical"]
 
 
 class Doc(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-class EventMessage(Doc):
-    """One access decision, published QoS 1 on `events`; servers drop duplicates by `event_id`."""
-
-    schema_: Literal["edge-gate/event/1"] = Field(alias="schema")
-    event_id: str = Field(min_length=1, max_length=64, description="Stable id (ULID); the same on a re-send.")
-    ts: datetime = Field(description="Decision time, UTC.")
-    gate_id: str = Field(pattern=LEVEL)
-    direction: Literal["in", "out"]
-    person_id: str | None = Field(None, max_length=64, description="Null: nobody recognised.")
-    decision: Literal["grant", "deny"]
-    reasons: list[dict[str, Any]] = Field(description="Why: policy reasons, each an object with a `code`.")
-    alarms: list[dict[str, Any]] = Field(description="Alarms raised with this decision.")
-    temperature: dict[str, Any] | None = None
-    scores: dict[str, Any] | None = None
+def _aware(v: datetime) -> datetime:
+    if v.tzinfo is None:
+        raise ValueError("a time needs its offset (the gate writes UTC with Z)")
+    return v
 
 
-class AlarmMessage(Doc):
-    """An alarm (fever, tailgating, care watch, rejected push...), published QoS 1 on `alarms`."""
+class Signature(Doc):
+    """Ed25519 over the RFC 8785 form of the message without this member (docs/protocol.md)."""
 
-    schema_: Literal["edge-gate/alarm/1"] = Field(alias="schema")
+    alg: Literal["ed25519"]
+    key_id: str = Field(pattern=r"^[0-9a-f]{16}$", description="First 16 hex digits of SHA-256 of the raw key.")
+    value: str = Field(max_length=100, description="Standard base64 of the 64-byte signature.")
+
+
+class Reason(Doc):
+    code: ReasonCode
+    effect: Literal["allow", "deny", "recheck"] | None = Field(description="What this reason did to the decision.")
+    params: dict[str, Any] = Field(description="The reason's figures (docs/protocol.md lists them per code).")
+
+
+class EventAlarm(Doc):
+    """An alarm raised with a decision (the same alarm is also published on `alarms`)."""
+
     id: str = Field(min_length=1, max_length=64)
     ts: datetime
     kind: str = Field(min_length=1, max_length=64)
-    severity: Literal["info", "warning", "high", "critical"]
+    severity: Severity
     message: str = Field(max_length=1000)
     details: dict[str, Any]
     gate_id: str | None = None
     person_id: str | None = None
 
 
-class StateMessage(Doc):
-    """Retained health document on `state`; `sync` is the MQTT side, the rest comes from the gate."""
+class Temperature(Doc):
+    body_c: float | None
+    raw_c: float | None
+    source: Literal["spot", "array"]
+    offset_c: float | None
+    ambient_c: float | None
+    ambient_correction_c: float | None
+    face_width_px: float | None
+    distance_m: float | None
+    distance_correction_c: float | None
+    blackbody_correction_c: float | None
+    region_pixels: int = Field(ge=0, description="Thermal pixels measured (array sensors; 0 for a spot).")
+    valid: bool
+    reason: str | None = None
 
-    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
-    schema_: Literal["edge-gate/state/1"] = Field(alias="schema")
-    gate: str
+
+class Scores(Doc):
+    score: float | None = Field(None, description="Cosine similarity of the best candidate.")
+    margin: float | None = Field(None, description="Best minus second-best score.")
+    votes: int | None = Field(None, description="Recognitions of this track that agreed.")
+    window: int | None = Field(None, description="Recognitions looked at for the vote.")
+    track_id: int | None = None
+    latency_ms: float | None = Field(None, description="First usable frame of the face to the decision.")
+    face_px: float | None = Field(None, description="Face width in the frame, pixels.")
+    guard: str | None = Field(None, description="Manual open: the guard who opened.")
+
+
+class EventMessage(Doc):
+    """One access decision, published QoS 1 on `events`; servers drop duplicates by `event_id`."""
+
+    schema_: Literal["edge-gate/event/2"] = Field(alias="schema")
+    event_id: str = Field(min_length=1, max_length=64, description="Stable id (ULID); the same on a re-send.")
+    ts: datetime = Field(description="Decision time, UTC (`...Z`).")
+    gate_id: str = Field(pattern=LEVEL)
+    direction: Literal["in", "out"]
+    person_id: str | None = Field(None, max_length=64, description="Null: nobody recognised.")
+    decision: Literal["grant", "deny"]
+    reasons: list[Reason] = Field(description="Why, in the policy's order.")
+    alarms: list[EventAlarm] = Field(description="Alarms raised with this decision.")
+    temperature: Temperature | None = None
+    scores: Scores | None = None
+    signature: Signature
+
+    _ts = field_validator("ts")(_aware)
+
+
+class AlarmMessage(Doc):
+    """An alarm (fever, stranger, care watch, rejected push, forged message...), QoS 1 on `alarms`."""
+
+    schema_: Literal["edge-gate/alarm/2"] = Field(alias="schema")
+    id: str = Field(min_length=1, max_length=64)
     ts: datetime
-    software_version: str = Field(min_length=1, description="The gate's edge-gate version (edge.__version__).")
-    sync: dict[str, Any] = Field(description="connected, outbox depth, published/acked counters, last error.")
+    kind: str = Field(min_length=1, max_length=64, description="docs/protocol.md lists the kinds and details.")
+    severity: Severity
+    message: str = Field(max_length=1000, description="English text for logs; clients render from kind + details.")
+    details: dict[str, Any]
+    gate_id: str | None = None
+    person_id: str | None = None
+    signature: Signature
+
+    _ts = field_validator("ts")(_aware)
+
+
+class CameraState(Doc):
+    ok: bool
+    fps: float
+    skipped_fps: float
+    frames: int
+    dropped: int
+    frozen: bool
+    black: bool
+    stale: bool
+    error: str | None
+    age_s: float | None
+
+
+class ThermalState(Doc):
+    ok: bool
+    age_s: float | None
+    checksum_failures: int
+    error: str | None
+
+
+class RelayState(Doc):
+    ok: bool
+    on: bool
+    pulses: int
+    error: str | None
+
+
+class VisionState(Doc):
+    alive: bool
+    decisions: int
+
+
+class StoreState(Doc):
+    ok: bool
+    error: str | None
+    pending: int
+    kept: int
+    lost: int
+
+
+class WhitelistState(Doc):
+    version: int = Field(ge=0, description="The applied whitelist version (0: none yet).")
+    persons: int
+    templates: int
+    model: str
+    need_snapshot: bool = Field(description="The gate is asking for a snapshot (and re-asks until it gets one).")
+    member_gates: int = Field(ge=0, description="Gates of the community whose events this gate accepts.")
+
+
+class PartState(Doc):
+    ok: bool
+    detail: str
+
+
+class SyncState(Doc):
+    connected: bool
+    connected_since: str | None
+    published: int
+    acked: int
+    failed: int
+    connects: int
+    pushes: int
+    peer_events: int
+    peer_rejected: int = Field(description="Peer events refused: malformed, unsigned, forged, unlisted, future.")
+    intake_shed: int = Field(description="Incoming messages shed unread under a flood (counted, alarmed).")
+    last_error: str | None
+    inflight: int
+    outbox_depth: int | None
+
+
+class StateMessage(Doc):
+    """Retained, signed health document on `state` (republished every `state_interval_s`). The parts a
+    process does not have (a fleet simulator has no camera) are left out; `sync` is always there."""
+
+    schema_: Literal["edge-gate/state/2"] = Field(alias="schema")
+    gate: str = Field(pattern=LEVEL)
+    community: str = Field(pattern=LEVEL)
+    ts: datetime
+    software_version: str = Field(min_length=1, description="The gate's edge-gate version.")
+    uptime_s: float | None = None
+    camera: CameraState | None = None
+    thermal: ThermalState | None = None
+    relay: RelayState | None = None
+    vision: VisionState | None = None
+    outbox_depth: int | None = None
+    store: StoreState | None = None
+    whitelist: WhitelistState | None = None
+    health: dict[str, PartState] | None = None
+    sync: SyncState
+    signature: Signature
+
+    _ts = field_validator("ts")(_aware)
 
 
 class AckCounts(Doc):
     upserted: int = 0
+    patched: int = 0
     deleted: int = 0
     templates: int = 0
 
@@ -78,28 +235,34 @@ class AckError(Doc):
 
 
 class WhitelistAck(Doc):
-    """The gate's answer to a whitelist push (retained per gate on `whitelist/ack`)."""
+    """The gate's signed answer to a push, or its own snapshot request (retained per gate on `whitelist/ack`)."""
 
-    schema_: Literal["edge-gate/whitelist-ack/1"] = Field(alias="schema")
-    gate: str
+    schema_: Literal["edge-gate/whitelist-ack/2"] = Field(alias="schema")
+    gate: str = Field(pattern=LEVEL)
     community: str
     ts: datetime
-    kind: Literal["snapshot", "delta", "current", "unknown"]
-    version: int | None = Field(description="Version of the push answered (null if unreadable).")
-    current_version: int = Field(description="The gate's whitelist version after handling the push.")
+    kind: Literal["snapshot", "delta", "current", "unknown", "request"] = Field(
+        description="What is answered; `request`: the gate asks for a snapshot on its own (re-ask).")
+    version: int | None = Field(description="Version of the push answered (null if unreadable, or a request).")
+    push_digest: str | None = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 (hex) of the exact payload "
+                                    "bytes answered (the last chunk for a snapshot); null for a request.")
+    current_version: int = Field(ge=0, description="The gate's whitelist version after handling the push.")
     status: Literal["applied", "rejected", "outdated"] = Field(
-        description="applied; rejected (store untouched); outdated: the gate is behind `whitelist/current`.")
-    code: str = Field(description="`ok` or the rejection code (bad_signature, old_version, version_gap, ...).")
+        description="applied; rejected (store untouched); outdated: the gate is behind and needs a snapshot.")
+    code: str = Field(description="`ok` or the rejection code (docs/protocol.md).")
     message: str
     need_snapshot: bool = Field(False, description="The gate asks for a full snapshot (gap, or behind).")
     counts: AckCounts = Field(default_factory=AckCounts)
     errors: list[AckError] = Field(default_factory=list, description="Per-entry problems.")
+    signature: Signature
+
+    _ts = field_validator("ts")(_aware)
 
 
 class WhitelistCurrent(Doc):
-    """Retained pointer admins publish on `{prefix}/{community}/whitelist/current`: the newest version.
-    Unsigned: it only makes a gate that is behind ask for a snapshot, it changes nothing itself."""
+    """Retained pointer an admin or the hub publishes on `{prefix}/{community}/whitelist/current`: the
+    newest version. Unsigned: it only makes a gate that is behind ask for a snapshot, it changes nothing."""
 
-    schema_: Literal["edge-gate/whitelist-current/1"] = Field(alias="schema")
+    schema_: Literal["edge-gate/whitelist-current/2"] = Field(alias="schema")
     version: int = Field(ge=1)
     issued_at: datetime | None = None

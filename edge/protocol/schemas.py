@@ -28,13 +28,18 @@ def schema_text(doc: dict[str, Any]) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
 
 
-def write_schemas(directory: Path) -> list[Path]:
-    """Write (or rewrite) `<directory>/*.schema.json`; returns the files written. OSError when the
-    directory cannot be made or written."""
+def write_schemas(directory: Path, asyncapi: Path | None = None) -> list[Path]:
+    """Write (or rewrite) `<directory>/*.schema.json` and, if given, the AsyncAPI file; returns the
+    files written. OSError when a directory cannot be made or written."""
+    from edge.protocol.asyncapi import asyncapi_text
+
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for name, doc in sorted(json_schemas().items()):
         path = directory / name
         path.write_text(schema_text(doc), encoding="utf-8")
         written.append(path)
+    if asyncapi is not None:
+        asyncapi.write_text(asyncapi_text(), encoding="utf-8")
+        written.append(asyncapi)
     return written

@@ -9,6 +9,7 @@ records themselves are `edge.records`.
 
 from __future__ import annotations
 
+from edge.protocol.payloads import ALARM_SCHEMA, EVENT_SCHEMA
 from edge.records import (
     AlarmRecord,
     EventRecord,
@@ -19,7 +20,7 @@ from edge.records import (
     WeeklySchedule,
 )
 from edge.store.errors import SchemaTooNewError, StoreError, StoreFullError, StoreWriteError
-from edge.store.events import ALARM_SCHEMA, EVENT_SCHEMA, EventTables
+from edge.store.events import EventTables
 from edge.store.persons import PersonTables
 from edge.store.rows import OutboxRow
 from edge.store.side_records import AuditEntry, SideTables

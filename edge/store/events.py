@@ -9,13 +9,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from edge.protocol.payloads import ALARM_SCHEMA, EVENT_SCHEMA
 from edge.records import AlarmRecord, EventRecord, dumps, parse_ts, ts_text
 from edge.store.db import Database, now_utc, page_bounds
 from edge.store.rows import OutboxRow, alarm_from_row, event_from_row
 
 log = logging.getLogger("edge.store")
-EVENT_SCHEMA = "edge-gate/event/1"
-ALARM_SCHEMA = "edge-gate/alarm/1"
 _CHUNK = 500  # ids per IN (...) list
 
 

@@ -1,15 +1,25 @@
 """The intake of what the broker sends the gate: whitelist pushes, the `whitelist/current` pointer and
 the passage events of the community's other gates. The network thread only sorts each message into a
 bounded queue (`offer`); a second thread (`mqtt-intake`) hands it to the whitelist applier or checks it
-as a peer event, so a long whitelist transaction never stalls the connection."""
+as a peer event, so a long whitelist transaction never stalls the connection.
+
+Under a flood the queue fills. A signed push is never shed for junk: when the queue is full, the
+network thread checks the new push's signature itself, and a push that verifies takes the place of
+the oldest message not known to be good. Whatever is shed is counted (`intake_shed`) and alarmed at
+most once a minute. Peer events are accepted only from member gates, signed by their key, not dated
+in the future; the rest are counted (`peer_rejected`) and raise one `forged_message` alarm a minute
+(the first refusal's reason in its details, and how many were refused since the last alarm).
+"""
 
 from __future__ import annotations
 
-import contextlib
+import json
 import logging
-import queue
 import threading
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
@@ -17,12 +27,19 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from pydantic import ValidationError
 
 from edge.protocol.payloads import EventMessage
+from edge.protocol.signing import SignatureError, verify
 from edge.protocol.topics import Topics
+from edge.sync.members import MemberGates
 from edge.sync.stats import SyncStats
+from edge.sync.throttle import Throttle
 
 log = logging.getLogger(__name__)
 JsonDict = dict[str, Any]
 INTAKE_QUEUE = 256
+QUICK_CHECK_MAX_BYTES = 1 << 20  # a full queue: larger pushes are shed unchecked (the gate re-asks)
+ALARM_EVERY_S = 60.0
+TICK_S = 1.0
+AlarmSink = Callable[[str, str, str, JsonDict], None]  # kind, severity, message, details
 
 
 class WhitelistHandler(Protocol):
@@ -32,20 +49,45 @@ class WhitelistHandler(Protocol):
 
     def handle_current(self, raw: bytes) -> JsonDict | None: ...
 
+    def authentic(self, raw: bytes) -> bool: ...
+
+    def tick(self) -> list[JsonDict]: ...
+
+
+@dataclass
+class _Item:
+    kind: str  # push, current, peer
+    topic: str
+    payload: bytes
+    retained: bool
+    good: bool = False  # its signature was checked on arrival
+
 
 class Intake:
-    """`whitelist` answers pushes (`publish_ack` sends its acks); `on_peer_event` gets the validated
-    passage events of the other gates. Both run on the intake thread."""
+    """`whitelist` answers pushes (`publish_ack` sends its acks); `on_peer_event` gets the verified
+    passage events of the member gates; `alarm` records alarms. All of them run on the intake thread
+    (`alarm` also on the network thread, for shedding)."""
 
     def __init__(self, topics: Topics, stats: SyncStats, publish_ack: Callable[[JsonDict], None], *,
                  whitelist: WhitelistHandler | None = None,
-                 on_peer_event: Callable[[JsonDict], None] | None = None) -> None:
+                 on_peer_event: Callable[[JsonDict], None] | None = None,
+                 members: MemberGates | None = None, alarm: AlarmSink | None = None,
+                 max_clock_skew_s: float = 120.0, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 capacity: int = INTAKE_QUEUE) -> None:
         self.topics = topics
         self._stats = stats
         self._publish_ack = publish_ack
         self._whitelist = whitelist
         self._on_peer_event = on_peer_event
-        self._queue: queue.Queue[tuple[str, str, bytes, bool] | None] = queue.Queue(INTAKE_QUEUE)
+        self.members = members if members is not None else MemberGates()
+        self._alarm = alarm
+        self._skew = timedelta(seconds=max_clock_skew_s)
+        self._clock = clock
+        self._capacity = capacity
+        self._items: deque[_Item] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._throttle = Throttle(ALARM_EVERY_S)
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -53,9 +95,10 @@ class Intake:
         self._thread.start()
 
     def stop(self, timeout: float) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
         if self._thread is not None:
-            with contextlib.suppress(queue.Full):
-                self._queue.put_nowait(None)
             self._thread.join(timeout)
 
     def subscriptions(self, v5: bool) -> list[list[tuple[str, Any]]]:
@@ -72,8 +115,10 @@ class Intake:
             packets.append([(self.topics.whitelist_current, 1)])
         return packets
 
+    # ------------------------------------------------------------------------------ network thread
+
     def offer(self, msg: mqtt.MQTTMessage) -> None:
-        """Queue a message from the broker (network thread; never blocks: a full queue drops it, logged)."""
+        """Queue a message from the broker (never blocks; see the module doc for a full queue)."""
         topic = msg.topic
         if topic == self.topics.whitelist_current:
             kind = "current"
@@ -85,43 +130,116 @@ class Intake:
             return
         if not msg.payload and kind != "peer":  # an admin cleared a retained message: nothing to handle
             return
-        try:
-            self._queue.put_nowait((kind, topic, bytes(msg.payload), bool(msg.retain)))
-        except queue.Full:
-            self._stats.error("MQTT intake queue full: %s message on %s dropped", kind, topic)
+        item = _Item(kind, topic, bytes(msg.payload), bool(msg.retain))
+        with self._cond:
+            if len(self._items) < self._capacity:
+                self._items.append(item)
+                self._cond.notify()
+                return
+        shed = item
+        if kind == "push" and self._whitelist is not None and len(item.payload) <= QUICK_CHECK_MAX_BYTES \
+                and self._whitelist.authentic(item.payload):
+            item.good = True
+            with self._cond:
+                for i, old in enumerate(self._items):
+                    if not old.good:
+                        del self._items[i]
+                        self._items.append(item)
+                        self._cond.notify()
+                        shed = old
+                        break
+        self._shed(shed)
+
+    def _shed(self, item: _Item) -> None:
+        self._stats.count("intake_shed")
+        held = self._throttle.hit("intake_shed")
+        if held is None:
+            return
+        what = "a signed push" if item.good else f"a {item.kind} message"
+        self._stats.error("MQTT intake queue full: %s on %s shed (%s more since the last report)", what,
+                          item.topic, held)
+        if self._alarm is not None:
+            self._alarm("intake_shed", "high" if item.good else "warning",
+                        f"incoming MQTT messages shed under a flood ({held + 1} since the last report)",
+                        {"topic": item.topic, "kind": item.kind, "signed_push": item.good,
+                         "dropped_since_last": held + 1})
+
+    # ------------------------------------------------------------------------------ intake thread
+
+    def _next(self) -> _Item | None:
+        """The next message, or None after TICK_S without one; raises StopIteration once stopped."""
+        with self._cond:
+            if not self._items and not self._closed:
+                self._cond.wait(TICK_S)
+            if self._closed:
+                raise StopIteration
+            return self._items.popleft() if self._items else None
 
     def _loop(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            kind, topic, payload, retained = item
             try:
-                if kind == "peer":
-                    self.peer_event(topic, payload)
-                    continue
-                assert self._whitelist is not None
-                self._stats.count("pushes")
-                ack = (self._whitelist.handle_current(payload) if kind == "current"
-                       else self._whitelist.handle(payload, topic, retained=retained))
-                if ack is not None:
-                    self._publish_ack(ack)
+                item = self._next()
+            except StopIteration:
+                return
+            try:
+                if item is None:
+                    self._tick()
+                elif item.kind == "peer":
+                    self.peer_event(item.topic, item.payload)
+                else:
+                    assert self._whitelist is not None
+                    self._stats.count("pushes")
+                    ack = (self._whitelist.handle_current(item.payload) if item.kind == "current"
+                           else self._whitelist.handle(item.payload, item.topic, retained=item.retained))
+                    if ack is not None:
+                        self._publish_ack(ack)
             except Exception:  # bad input must never kill the intake thread
-                log.exception("handling the %s message on %s failed", kind, topic)
+                log.exception("handling the %s message on %s failed", item.kind if item else "timer",
+                              item.topic if item else "-")
+
+    def _tick(self) -> None:
+        """Once a second while idle: snapshot re-asks and chunk timeouts (the applier's timers)."""
+        if self._whitelist is not None:
+            for ack in self._whitelist.tick():
+                self._publish_ack(ack)
 
     def peer_event(self, topic: str, payload: bytes) -> None:
-        """Check one peer gate's passage event and hand it on; a malformed one, or one claiming another
-        gate than its topic's, is counted and logged, never raised."""
+        """Check one peer gate's passage event and hand it on; anything not from a member gate, not
+        signed by its key, malformed, or dated in the future is counted and alarmed, never raised."""
+        gate = self.topics.gate_of(topic) or "?"
         try:
-            event = EventMessage.model_validate_json(payload)
-        except ValidationError as exc:
-            self._stats.count("peer_rejected")
-            log.error("peer event on %s rejected: %s", topic, str(exc).splitlines()[0])
+            data = json.loads(payload)
+            event = EventMessage.model_validate(data)
+        except (ValueError, ValidationError) as exc:  # ValidationError is a ValueError too
+            self._refuse(topic, gate, "malformed", str(exc).splitlines()[0])
             return
-        if event.gate_id != self.topics.gate_of(topic):
-            self._stats.count("peer_rejected")
-            log.error("peer event on %s claims gate %s; rejected", topic, event.gate_id)
+        if event.gate_id != gate:
+            self._refuse(topic, gate, "gate_mismatch", f"event claims gate {event.gate_id}")
+            return
+        keys = self.members.key(gate)
+        if not keys:
+            self._refuse(topic, gate, "unlisted_gate", "not a member gate of the signed whitelist")
+            return
+        try:
+            verify(data, keys)
+        except SignatureError as exc:
+            self._refuse(topic, gate, "bad_signature", str(exc))
+            return
+        if event.ts > self._clock() + self._skew:
+            self._refuse(topic, gate, "future_timestamp", f"dated {event.ts.isoformat()}, beyond the "
+                         f"{self._skew.total_seconds():g} s clock-skew allowance")
             return
         self._stats.count("peer_events")
         if self._on_peer_event is not None:
             self._on_peer_event(event.model_dump(mode="json", by_alias=True))
+
+    def _refuse(self, topic: str, gate: str, reason: str, detail: str) -> None:
+        self._stats.count("peer_rejected")
+        held = self._throttle.hit("forged_message")  # one alarm a minute whatever the mix of reasons
+        if held is None:
+            return
+        log.error("peer event on %s refused (%s): %s; %s more refused since the last report", topic, reason,
+                  detail[:300], held)
+        if self._alarm is not None:
+            self._alarm("forged_message", "high", f"peer event from {gate} refused ({reason})",
+                        {"reason": reason, "gate_id": gate[:64], "topic": topic[:200], "dropped_since_last": held + 1})

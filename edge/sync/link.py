@@ -75,6 +75,7 @@ class Link:
         # network thread only
         self._client: mqtt.Client | None = None
         self._next_state = 0.0
+        self._refresh = threading.Event()
         self._session = False  # CONNACK accepted on the current client
         self._refused = False
         self._stopped_mid: int | None = None
@@ -303,7 +304,15 @@ class Link:
                 return
             client.publish(topic, payload, qos=qos, retain=retain)
 
+    def refresh_state(self) -> None:
+        """Publish the state document at the next turn (any thread): after a whitelist change."""
+        self._refresh.set()
+        self.wake()
+
     def _state_step(self, client: mqtt.Client, now: float) -> None:
+        if self._refresh.is_set():
+            self._refresh.clear()
+            self._next_state = now
         if now >= self._next_state:
             self._next_state = now + self.cfg.state_interval_s
             client.publish(self.topics.state, self._state_payload(), qos=1, retain=True)

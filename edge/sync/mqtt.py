@@ -15,19 +15,26 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from drivers.heartbeat import Heartbeat
 from edge import __version__
 from edge.config.mqtt import MqttConfig
-from edge.protocol.payloads import STATE_SCHEMA
+from edge.protocol.payloads import STATE_SCHEMA, StateMessage
+from edge.protocol.signing import SigningKey
 from edge.protocol.topics import Topics
+from edge.records import ts_text
 from edge.store import OutboxRow, Store, StoreError
-from edge.sync.intake import Intake, WhitelistHandler
+from edge.sync.identity import seal
+from edge.sync.intake import AlarmSink, Intake, WhitelistHandler
 from edge.sync.link import Link
+from edge.sync.members import MemberGates
 from edge.sync.outbox import OutboxDrainer
 from edge.sync.stats import SyncStats
 
 log = logging.getLogger(__name__)
 JsonDict = dict[str, Any]
+_PLACEHOLDER = {"alg": "ed25519", "key_id": "0" * 16, "value": ""}  # validating before signing
 
 __all__ = ["MqttSync", "WhitelistHandler"]
 
@@ -39,20 +46,30 @@ class MqttSync:
 
     def __init__(self, cfg: MqttConfig, store: Store, *, gate_id: str, community: str,
                  state: Callable[[], JsonDict] | None = None, whitelist: WhitelistHandler | None = None,
-                 on_peer_event: Callable[[JsonDict], None] | None = None, password: str | None = None) -> None:
+                 on_peer_event: Callable[[JsonDict], None] | None = None, password: str | None = None,
+                 key: SigningKey | None = None, members: MemberGates | None = None,
+                 alarm: AlarmSink | None = None) -> None:
+        """`key`: the gate's own key, which signs everything it publishes (edge.sync.identity); without
+        one a key made for this process only is used (its peers will not know it: tools and tests)."""
         self.cfg = cfg
+        if key is None:
+            log.warning("no gate key given: signing with a key made for this run only")
+            key = SigningKey.generate()
+        self.key = key
         self.store = store
         self.gate_id = gate_id
         self.topics = Topics(cfg.topic_prefix, community, gate_id)
         self._state_fn = state
         self._stop = threading.Event()
         self.stats = SyncStats(logging.getLogger("edge.sync"))
-        self.outbox = OutboxDrainer(cfg, store, self.topics, self.stats, self._stop)
+        self.outbox = OutboxDrainer(cfg, store, self.topics, self.stats, self._stop, key)
         self.intake = Intake(self.topics, self.stats, self.publish_ack, whitelist=whitelist,
-                             on_peer_event=on_peer_event)
+                             on_peer_event=on_peer_event, members=members, alarm=alarm,
+                             max_clock_skew_s=cfg.max_clock_skew_s)
         self.link = Link(cfg, self.topics, self.stats, self._stop, outbox=self.outbox, intake=self.intake,
                          state_payload=self._state_payload,
                          password=password if password is not None else cfg.password())
+        self._state_warned = False
         self._unwatch: Callable[[], None] | None = None
         self._started = False
 
@@ -89,8 +106,10 @@ class MqttSync:
         self.link.wake()
 
     def publish_ack(self, ack: JsonDict) -> None:
-        """Publish a whitelist ack (retained, QoS 1) as soon as the gate is connected."""
-        self.link.publish(self.topics.whitelist_ack, json.dumps(ack, ensure_ascii=False), 1, True)
+        """Publish a whitelist ack (retained, QoS 1) as soon as the gate is connected, then the state
+        document again (its whitelist part has changed)."""
+        self.link.publish(self.topics.whitelist_ack, seal(self.key, ack), 1, True)
+        self.link.refresh_state()
 
     def _committed(self, rows: list[OutboxRow]) -> None:
         """The store committed these outbox rows (on the writing thread): hand them to the drainer, wake it."""
@@ -126,12 +145,22 @@ class MqttSync:
         if self._state_fn is not None:
             try:
                 doc.update(self._state_fn())
-            except Exception as exc:  # a broken health source must not stop the sync
+            except Exception:  # a broken health source must not stop the sync: the sync part still goes
                 log.exception("state callback failed")
-                doc["state_error"] = str(exc)
-        doc.update({"schema": STATE_SCHEMA, "gate": self.gate_id, "ts": datetime.now(UTC).isoformat(),
-                    "software_version": __version__, "sync": self.health()})
-        return json.dumps(doc, ensure_ascii=False, default=str)
+        for key in ("gate_id", "mqtt"):  # the gate's names for `gate` and `sync`
+            doc.pop(key, None)
+        doc.update({"schema": STATE_SCHEMA, "gate": self.gate_id, "community": self.topics.community,
+                    "ts": ts_text(datetime.now(UTC)), "software_version": __version__, "sync": self.health()})
+        doc = json.loads(json.dumps(doc, default=str))
+        try:
+            StateMessage.model_validate({**doc, "signature": _PLACEHOLDER})
+        except ValidationError as exc:  # a part reported something the protocol does not document
+            if not self._state_warned:
+                log.error("state document does not match edge-gate/state/2 (%s); sending the sync part only",
+                          str(exc).splitlines()[0])
+                self._state_warned = True
+            doc = {k: doc[k] for k in ("schema", "gate", "community", "ts", "software_version", "sync")}
+        return seal(self.key, doc)
 
     def _peer_event(self, topic: str, payload: bytes) -> None:
         """Check one peer gate's passage event as the intake thread does (see Intake.peer_event)."""

@@ -24,9 +24,11 @@ from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.config.mqtt import MqttConfig
+from edge.protocol.signing import SigningKey
 from edge.protocol.topics import Topics
 from edge.store import OutboxRow, Store, StoreError
 from edge.sync.client import failed
+from edge.sync.identity import seal_row
 from edge.sync.stats import SyncStats
 
 log = logging.getLogger(__name__)
@@ -43,8 +45,9 @@ class OutboxDrainer:
     `on_publish()` for each PUBACK; `lost()` when it ends; `finish()` once the network thread stops."""
 
     def __init__(self, cfg: MqttConfig, store: Store, topics: Topics, stats: SyncStats,
-                 stop: threading.Event) -> None:
+                 stop: threading.Event, key: SigningKey) -> None:
         self.cfg = cfg
+        self._key = key
         self.store = store
         self.topics = topics
         self._stats = stats
@@ -179,7 +182,15 @@ class OutboxDrainer:
                 self._stats.error("outbox row %s has unknown kind %r; left in the outbox", row.seq, row.topic_kind)
                 self._cursor = max(self._cursor, row.seq)
                 continue
-            info = client.publish(topic, row.payload, qos=1)
+            try:
+                payload = seal_row(self._key, row.payload)
+            except ValueError as exc:  # written by this gate, so never expected: kept in the events table
+                self._stats.error("outbox row %s cannot be signed (%s); not sent", row.seq, exc)
+                self._cursor = max(self._cursor, row.seq)
+                self._acked.append(row.seq)
+                self._unflushed.add(row.seq)
+                continue
+            info = client.publish(topic, payload, qos=1)
             if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 self._stats.error("publish of outbox row %s failed: %s", row.seq, mqtt.error_string(info.rc))
                 self._queued.appendleft(row)

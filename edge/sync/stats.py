@@ -12,13 +12,14 @@ JsonDict = dict[str, Any]
 
 class SyncStats:
     """Thread-safe counters (`published`, `acked`, `failed`, `connects`, `pushes`, `peer_events`,
-    `peer_rejected`), `connected_since` and `last_error`; errors are logged on `log`."""
+    `peer_rejected`, `intake_shed`), `connected_since` and `last_error`; errors are logged on `log`."""
 
     def __init__(self, log: logging.Logger) -> None:
         self.log = log
         self._lock = threading.Lock()
         self._values: JsonDict = {"published": 0, "acked": 0, "failed": 0, "connects": 0, "last_error": None,
-                                  "connected_since": None, "pushes": 0, "peer_events": 0, "peer_rejected": 0}
+                                  "connected_since": None, "pushes": 0, "peer_events": 0, "peer_rejected": 0,
+                                  "intake_shed": 0}
 
     def count(self, key: str, n: int = 1) -> None:
         with self._lock:

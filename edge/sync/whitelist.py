@@ -30,8 +30,11 @@ import base64
 import binascii
 import dataclasses
 import functools
+import hashlib
+import json
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,17 +45,28 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
-from edge.protocol.messages import Delta, PersonEntry, Push, RejectedPush, SnapshotChunk, parse_push
-from edge.protocol.payloads import ACK_SCHEMA, WhitelistCurrent
-from edge.store import AlarmRecord, PersonRecord, Store, StoreError, WeeklySchedule
+from edge.protocol.messages import (
+    Delta,
+    PersonEntry,
+    Push,
+    RejectedPush,
+    SnapshotChunk,
+    parse_push,
+)
+from edge.protocol.payloads import WhitelistCurrent
+from edge.protocol.signing import SignatureError, verify
+from edge.store import PersonRecord, Store, StoreError, WeeklySchedule
+from edge.sync.answers import Answers, peek
+from edge.sync.members import META_KEY as MEMBERS_KEY
+from edge.sync.members import MemberGates
+from edge.sync.patches import patch_records
+from edge.sync.snapshot_ask import SnapshotAsk
 from edge.vision.face import Face
 from edge.vision.image import Image, ImageError, decode_image
 
 log = logging.getLogger(__name__)
 JsonDict = dict[str, Any]
 VERSION_KEY = "whitelist_version"
-ALARM_KIND = "whitelist_rejected"
-SEVERITY = {"bad_signature": "high", "old_version": "info"}
 
 
 class Analyzer(Protocol):
@@ -79,16 +93,19 @@ class _Batch:
     prepared: list[_Prepared] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # ids whose entries were not applied
     errors: list[JsonDict] = field(default_factory=list)
+    patched: int = 0  # of `prepared`, this many (the last ones) are patches
 
 
 @dataclass
 class _Collecting:
+    started: float  # monotonic
     version: int
     chunks: int
     total: int
     gate: str | None
     expires_at: datetime
     key_id: str
+    gates: list[Any]
     parts: dict[int, _Batch] = field(default_factory=dict)
     entries: int = 0
 
@@ -100,8 +117,10 @@ class WhitelistApplier:
     def __init__(self, store: Store, engine: Analyzer | None, model_id: str,
                  trusted_keys: Sequence[Ed25519PublicKey], *, community: str, gate_id: str,
                  keep_photos: bool = False, photo_dir: Path | None = None, max_snapshot_persons: int = 100_000,
-                 on_applied: Callable[[int], None] | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 on_applied: Callable[[int], None] | None = None, members: MemberGates | None = None,
+                 snapshot_chunk_timeout_s: float = 60.0, ask: SnapshotAsk | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         if keep_photos and photo_dir is None:
             raise ValueError("keep_photos needs a photo_dir")
         self.store, self.engine, self.model_id = store, engine, model_id
@@ -111,6 +130,13 @@ class WhitelistApplier:
         self.max_snapshot_persons = max_snapshot_persons
         self.on_applied = on_applied
         self.clock = clock
+        self.monotonic = monotonic
+        self.members = members if members is not None else MemberGates(MemberGates.decode(store.get_meta(MEMBERS_KEY)))
+        self.chunk_timeout_s = snapshot_chunk_timeout_s
+        self.ask = ask if ask is not None else SnapshotAsk()
+        self.answers = Answers(store, gate_id=gate_id, community=community, version=lambda: self.version,
+                               ask=self.ask, clock=clock, monotonic=monotonic)
+        self._community_version = 0  # the newest version the whitelist/current pointer named
         self._collecting: _Collecting | None = None
 
     @property
@@ -124,6 +150,7 @@ class WhitelistApplier:
         """`retained`: the broker kept this message (the community's latest delta) and sent it on subscribe."""
         kind: str = "unknown"
         version: int | None = None
+        digest = hashlib.sha256(raw).hexdigest()
         try:
             try:
                 push = parse_push(raw, self.trusted, now=self.clock())
@@ -131,6 +158,7 @@ class WhitelistApplier:
                 if retained and exc.code == "expired":
                     log.info("retained whitelist push on %s has expired; ignored", topic or "-")
                     return None
+                kind, version = peek(raw, exc.code)
                 raise
             kind = "snapshot" if isinstance(push, SnapshotChunk) else "delta"
             version = push.version
@@ -157,32 +185,65 @@ class WhitelistApplier:
                 batch = done
                 counts = self._commit(push, batch, deletes=[], replace=True)
         except RejectedPush as exc:
-            return self._reject(kind, version, exc.code, str(exc), topic)
+            return self._reject(kind, version, digest, exc.code, str(exc), topic)
         except _Reject as exc:
-            return self._reject(kind, version, exc.code, str(exc), topic, exc.need_snapshot)
+            return self._reject(kind, version, digest, exc.code, str(exc), topic, exc.need_snapshot)
         except StoreError as exc:
-            return self._reject(kind, version, "store_error", f"the store refused the change: {exc}", topic)
+            return self._reject(kind, version, digest, "store_error", f"the store refused the change: {exc}", topic)
         log.info("whitelist %s version %s applied: %s, %s entry errors", kind, version, counts, len(batch.errors))
+        if kind == "snapshot" or (version or 0) >= self._community_version:
+            self.ask.satisfied()
         if self.on_applied is not None and version is not None:
             try:
                 self.on_applied(version)
             except Exception:  # the gallery reload failing must not undo the ack
                 log.exception("on_applied(%s) failed", version)
-        return self._ack(kind, version, "applied", "ok", f"version {version} applied", counts=counts,
+        return self._ack(kind, version, digest, "applied", "ok", f"version {version} applied", counts=counts,
                          errors=batch.errors)
+
+    def authentic(self, raw: bytes) -> bool:
+        """Is this a push signed by a trusted key? (The intake's check when its queue is full.)"""
+        try:
+            data = json.loads(raw)
+            return isinstance(data, dict) and bool(verify(data, self.trusted))
+        except (ValueError, RecursionError, SignatureError):
+            return False
+
+    def tick(self) -> list[JsonDict]:
+        """Timers (the intake thread, about once a second): a snapshot whose chunks stopped coming is
+        dropped and nacked `incomplete`; a gate that needs a snapshot asks again (SnapshotAsk)."""
+        out: list[JsonDict] = []
+        col = self._collecting
+        if col is not None and self.monotonic() - col.started > self.chunk_timeout_s:
+            self._collecting = None
+            nack = self._reject("snapshot", col.version, None, "incomplete",
+                                f"snapshot {col.version}: {len(col.parts)} of {col.chunks} chunks within "
+                                f"{self.chunk_timeout_s:g} s; dropped", "", need_snapshot=True)
+            if nack is not None:
+                out.append(nack)
+        elif col is not None:
+            self.ask.postpone()
+        if self.ask.due():
+            log.warning("whitelist version %s: asking again for a snapshot (request %s)", self.version,
+                        self.ask.asked)
+            out.append(self._ack("request", None, None, "outdated", "need_snapshot",
+                                 f"gate has version {self.version} and needs a snapshot", need_snapshot=True))
+        return out
 
     def handle_current(self, raw: bytes) -> JsonDict | None:
         """The admin's retained `whitelist/current` pointer: ask for a snapshot when this gate is behind."""
         try:
             current = WhitelistCurrent.model_validate_json(raw)
         except ValidationError as exc:
-            return self._reject("current", None, "invalid", f"whitelist/current: {exc.errors()[0]['msg']}", "")
+            return self._reject("current", None, hashlib.sha256(raw).hexdigest(), "invalid",
+                                f"whitelist/current: {exc.errors()[0]['msg']}", "")
         mine = self.version
+        self._community_version = max(self._community_version, current.version)
         if current.version <= mine:
             return None
         log.warning("whitelist version %s is behind the community's %s; asking for a snapshot", mine,
                     current.version)
-        return self._ack("current", current.version, "outdated", "behind",
+        return self._ack("current", current.version, hashlib.sha256(raw).hexdigest(), "outdated", "behind",
                          f"gate has version {mine}, the community {current.version}", need_snapshot=True)
 
     # ------------------------------------------------------------------------------------------ checks
@@ -193,13 +254,15 @@ class WhitelistApplier:
                           f"{self.community!r}")
 
     def _delta_batch(self, push: Delta) -> _Batch:
-        ids = [e.id for e in push.upserts]
+        ids = [e.id for e in push.upserts] + [p.id for p in push.patches]
         if len(set(ids)) != len(ids):
-            raise _Reject("invalid", "a person is upserted twice in one delta")
+            raise _Reject("invalid", "a person is upserted or patched twice in one delta")
         both = set(ids) & set(push.deletes)
         if both:
-            raise _Reject("invalid", f"persons both upserted and deleted: {sorted(both)[:5]}")
-        return self._prepare(push.upserts)
+            raise _Reject("invalid", f"persons both changed and deleted: {sorted(both)[:5]}")
+        batch = self._prepare(push.upserts)
+        batch.prepared += patch_records(self.store, push.patches, self.clock(), batch)
+        return batch
 
     def _collect(self, chunk: SnapshotChunk) -> _Batch | None:
         """Add a snapshot chunk; the whole snapshot once all its chunks are in, else None."""
@@ -213,12 +276,12 @@ class WhitelistApplier:
             if col is not None:
                 log.warning("snapshot %s dropped unfinished (%s of %s chunks): version %s arrived", col.version,
                             len(col.parts), col.chunks, chunk.version)
-            col = self._collecting = _Collecting(chunk.version, chunk.chunks, chunk.total_persons, chunk.gate,
-                                                 chunk.expires_at, chunk.signature.key_id)
-        if (chunk.chunks, chunk.total_persons, chunk.gate) != (col.chunks, col.total, col.gate):
+            col = self._collecting = _Collecting(self.monotonic(), chunk.version, chunk.chunks, chunk.total_persons,
+                                                 chunk.gate, chunk.expires_at, chunk.signature.key_id, chunk.gates)
+        if (chunk.chunks, chunk.total_persons, chunk.gate, chunk.gates) != (col.chunks, col.total, col.gate, col.gates):
             self._collecting = None
             raise _Reject("invalid", f"snapshot {chunk.version} chunk {chunk.chunk} disagrees with the "
-                          "others on chunks/total_persons/gate; snapshot dropped")
+                          "others on chunks/total_persons/gate/gates; snapshot dropped")
         try:
             batch = self._prepare(chunk.entries)
         except _Reject:
@@ -329,7 +392,8 @@ class WhitelistApplier:
     # ---------------------------------------------------------------------------------------- applying
 
     def _commit(self, push: Push, batch: _Batch, *, deletes: Sequence[str], replace: bool) -> JsonDict:
-        counts = {"upserted": 0, "deleted": 0, "templates": 0}
+        counts = {"upserted": 0, "patched": 0, "deleted": 0, "templates": 0}
+        gates = push.gates
 
         def apply(store: Store) -> None:
             if replace:
@@ -348,12 +412,18 @@ class WhitelistApplier:
                     batch.errors.append({"id": p.record.id, "code": "store_refused", "message": str(exc),
                                          "applied": False})
             store.set_meta(VERSION_KEY, str(push.version))
+            if gates is not None:
+                store.set_meta(MEMBERS_KEY, MemberGates.encode([(g.gate_id, g.public_key) for g in gates]))
             store.audit("whitelist", "whitelist_applied", {
                 "kind": "snapshot" if replace else "delta", "version": push.version,
                 "key_id": push.signature.key_id, "issued_at": push.issued_at.isoformat(), **counts,
                 "errors": len(batch.errors)})
 
         self.store.apply_in_transaction(apply)
+        counts["patched"] = min(batch.patched, counts["upserted"])
+        counts["upserted"] -= counts["patched"]
+        if gates is not None:
+            self.members.replace([(g.gate_id, g.public_key) for g in gates])
         if counts["deleted"] or counts["templates"]:
             self.store.forget_deleted_pages()  # replaced or deleted templates leave no old page images
         self._photo_files(batch, gone_ids=set(deletes) if not replace else None)
@@ -386,27 +456,11 @@ class WhitelistApplier:
 
     # ------------------------------------------------------------------------------------------ answers
 
-    def _ack(self, kind: str, version: int | None, status: str, code: str, message: str, *,
-             counts: JsonDict | None = None, errors: list[JsonDict] | None = None,
-             need_snapshot: bool = False) -> JsonDict:
-        return {"schema": ACK_SCHEMA, "gate": self.gate_id, "community": self.community,
-                "ts": self.clock().isoformat(), "kind": kind, "version": version,
-                "current_version": self.version, "status": status, "code": code, "message": message,
-                "need_snapshot": need_snapshot,
-                "counts": counts or {"upserted": 0, "deleted": 0, "templates": 0}, "errors": errors or []}
+    def _ack(self, *args: Any, **kw: Any) -> JsonDict:
+        return self.answers.ack(*args, **kw)
 
-    def _reject(self, kind: str, version: int | None, code: str, message: str, topic: str,
-                need_snapshot: bool = False) -> JsonDict:
-        log.error("whitelist %s push (version %s, topic %s) rejected: %s: %s", kind, version, topic or "-",
-                  code, message)
-        try:
-            self.store.record_alarm(AlarmRecord(
-                ts=self.clock(), kind=ALARM_KIND, severity=SEVERITY.get(code, "warning"),
-                message=f"whitelist push rejected ({code}): {message}"[:1000], gate_id=self.gate_id,
-                details={"code": code, "kind": kind, "version": version, "topic": topic}))
-        except (StoreError, ValueError) as exc:
-            log.error("cannot record the whitelist_rejected alarm: %s", exc)
-        return self._ack(kind, version, "rejected", code, message, need_snapshot=need_snapshot)
+    def _reject(self, *args: Any, **kw: Any) -> JsonDict | None:
+        return self.answers.reject(*args, **kw)
 
 
 class _EntryError(Exception):

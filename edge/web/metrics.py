@@ -43,6 +43,14 @@ class _HealthCollector(Collector):
         if isinstance(version, int | float):
             yield GaugeMetricFamily("edge_gate_whitelist_version", "Version of the applied whitelist",
                                     value=float(version))
+        yield GaugeMetricFamily("edge_gate_whitelist_need_snapshot", "1 while the gate asks for a snapshot",
+                                value=1.0 if wl.get("need_snapshot") else 0.0)
+        sync = h.get("mqtt") or {}
+        for key, text in (("peer_events", "Peer-gate passage events accepted (signed by a member gate)"),
+                          ("peer_rejected", "Peer-gate events refused: forged, unsigned, unlisted, malformed, future"),
+                          ("intake_shed", "Incoming MQTT messages shed under a flood"),
+                          ("pushes", "Whitelist pushes handled")):
+            yield CounterMetricFamily(f"edge_gate_mqtt_{key}", text, value=float(sync.get(key) or 0))
 
 
 class GateMetrics:

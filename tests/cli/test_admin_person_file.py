@@ -75,8 +75,6 @@ CASES: list[tuple[str, str, bytes, str]] = [
      " row 2 (id R1): kind: Input should be 'resident', 'visitor' or 'staff'"),
     ("bad number", "p.csv", (CSV_HEAD.replace("\n", ",max_uses\n") + f"R1,Tom,1-101,{EMB},m,three\n").encode(),
      " row 2 (id R1): max_uses 'three' is not a whole number"),
-    ("no biometrics", "p.csv", b"id,name,unit\nR1,Tom,1-101\n",
-     " row 2 (id R1): an active person needs templates or a photo"),
     ("duplicate id", "p.csv", (CSV_HEAD + f"R1,Tom,1-101,{EMB},m\nR1,Tom,1-101,{EMB},m\n").encode(),
      " row 3 (id R1): id R1 appears again (first at row 2 (id R1))"),
     ("too many cells", "p.csv", b"id,name\nR1,Hanks, Tom\n", " row 2 (id R1): 3 cells but the header names 2 columns"),
@@ -115,7 +113,7 @@ def test_a_delete_in_a_snapshot_and_a_bad_key(tmp_path: Path) -> None:
     proc = push(tmp_path, person_file, kind="--snapshot")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip() == (f"gate admin push: {person_file}: a snapshot replaces the whole list: "
-                                   "it has no deletes")
+                                   "it has no deletes or patches")
     (tmp_path / "admin.pem").write_text("not a key\n")
     proc = push(tmp_path, person_file)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -128,7 +128,7 @@ def test_run_demo_script_with_mqtt_publishes_to_the_broker(tmp_path: Path) -> No
                 time.sleep(0.2)
             assert online, got["available"]
             grant = next(e for e in events if e["decision"] == "grant")
-            assert grant["schema"] == "edge-gate/event/1" and grant["gate_id"] == "demo-gate"
+            assert grant["schema"] == "edge-gate/event/2" and grant["gate_id"] == "demo-gate"
             assert grant["person_id"] and grant["event_id"]
         finally:
             proc.terminate()

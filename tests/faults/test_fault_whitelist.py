@@ -107,7 +107,7 @@ def test_sigkill_during_whitelist_apply(prepared: Path, tmp_path: Path, broker: 
                    "the ack of the resent snapshot")
         done = next(a for a in acks(admin, seen) if a["status"] != "outdated")
         assert done["status"] == "applied" and done["version"] == VERSION, done
-        assert done["counts"] == {"upserted": len(entries), "deleted": 1, "templates": len(entries)}
+        assert done["counts"] == {"upserted": len(entries), "patched": 0, "deleted": 1, "templates": len(entries)}
         assert len(gate.decisions) > decided  # recognition went on while the snapshot was applied
         decided = len(gate.decisions)
         wait_until(lambda: len(gate.decisions) > decided, 30, "decisions with the new whitelist")

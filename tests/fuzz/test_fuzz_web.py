@@ -34,7 +34,9 @@ from web_helpers import add_guard, login
 from edge.config.mqtt import MqttConfig
 from edge.config.web import WebConfig
 from edge.gate import Gate
+from edge.protocol.signing import SigningKey
 from edge.store import Store
+from edge.sync.members import MemberGates
 from edge.sync.mqtt import MqttSync
 from edge.web.app import create_app
 from edge.web.auth import SESSION_COOKIE
@@ -167,6 +169,7 @@ def test_pages_leak_no_templates(page: Page, live_gate: Gate, path: str) -> None
 
 # ------------------------------------------------------------------------------ peer events into the gate
 
+PEERS = {"gate-b": SigningKey.generate(), "gate-c": SigningKey.generate()}  # member gates of the community
 odd_times = st.sampled_from(["0001-01-01T00:00:00Z", "0001-01-01T00:00:30+00:00", "9999-12-31T23:59:59Z",
                              "2020-01-01T00:00:00", "0999-06-01T12:00:00Z"]) | st.datetimes(
     datetime(1, 1, 2), timezones=st.just(UTC)).map(datetime.isoformat)
@@ -174,20 +177,22 @@ odd_times = st.sampled_from(["0001-01-01T00:00:00Z", "0001-01-01T00:00:30+00:00"
 
 @fuzz_settings(100)
 @given(st.fixed_dictionaries({
-    "schema": st.just("edge-gate/event/1"), "event_id": st.from_regex(r"[0-9A-Z]{26}", fullmatch=True),
+    "schema": st.just("edge-gate/event/2"), "event_id": st.from_regex(r"[0-9A-Z]{26}", fullmatch=True),
     "ts": odd_times, "gate_id": st.sampled_from(["gate-b", "gate-c"]), "direction": st.sampled_from(["in", "out"]),
     "person_id": st.none() | st.sampled_from(["R001", "R002", "nobody"]) | wire_text,
     "decision": st.sampled_from(["grant", "deny"]),
-    "reasons": st.lists(st.fixed_dictionaries({"code": wire_text}), max_size=2), "alarms": st.just([]),
-}, optional={"temperature": st.none() | st.just({"body_c": 36.6}), "scores": st.none()}))
+    "reasons": st.lists(st.fixed_dictionaries({"code": st.sampled_from(["ok", "manual_open"]),
+                                               "effect": st.just("allow"), "params": st.just({})}), max_size=2),
+    "alarms": st.just([]),
+}, optional={"temperature": st.none(), "scores": st.none() | st.just({"score": 0.7})}))
 def test_peer_events_of_any_content_reach_the_gate_without_an_error(peer_sync: MqttSync, live_gate: Gate,
                                                                     event: dict[str, Any]) -> None:
     peer_sync._peer_event(f"{peer_sync.topics.community_base}/{event['gate_id']}/events",
-                          json.dumps(event).encode())  # the gate's handler runs inside: it must not raise
+                          json.dumps(PEERS[event["gate_id"]].sign(event)).encode())  # the gate's handler runs inside
     live_gate.writer.submit(live_gate.store.outbox_depth).result(10)  # the writer has caught up
     person, ts = event["person_id"], event["ts"]
     if event["decision"] == "grant" and isinstance(person, str) and person and len(person) <= 64 \
-            and ts.endswith(("Z", "+00:00")):
+            and ts.endswith(("Z", "+00:00")) and datetime.fromisoformat(ts) < datetime.now(UTC):
         when = datetime.fromisoformat(ts)
         seen = live_gate.store.recent_passages(person, when)
         assert any(p.ts == when and p.gate_id == event["gate_id"] for p in seen), (person, ts)
@@ -197,4 +202,5 @@ def test_peer_events_of_any_content_reach_the_gate_without_an_error(peer_sync: M
 def peer_sync(live_gate: Gate) -> MqttSync:
     """The gate's MQTT intake (never connected): peer events go to the gate's own handler."""
     return MqttSync(MqttConfig(), live_gate.store, gate_id=live_gate.cfg.gate.id,
-                    community=live_gate.cfg.gate.community, on_peer_event=live_gate._peer_event)
+                    community=live_gate.cfg.gate.community, on_peer_event=live_gate._peer_event,
+                    members=MemberGates([(g, k.public_text) for g, k in PEERS.items()]))

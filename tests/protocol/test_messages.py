@@ -99,7 +99,7 @@ def test_every_bad_push_is_rejected_with_a_code(admin: AdminKey, case: str, code
 def test_snapshot_chunk_schema(admin: AdminKey) -> None:
     chunk = {"schema": SNAPSHOT_SCHEMA, "community": "c", "version": 5, "issued_at": NOW.isoformat(),
              "expires_at": (NOW + timedelta(hours=1)).isoformat(), "chunk": 0, "chunks": 2, "total_persons": 1,
-             "entries": [{"id": "V1", "name": "Visitor", "kind": "visitor", "max_uses": 2,
+             "gates": [], "entries": [{"id": "V1", "name": "Visitor", "kind": "visitor", "max_uses": 2,
                           "photo_jpeg": base64.b64encode(b"\xff\xd8jpeg").decode()}]}
     push = parse_push(raw(admin.sign(chunk)), [admin.public], now=NOW)
     assert push.chunks == 2  # type: ignore[union-attr]

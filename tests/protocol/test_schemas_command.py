@@ -22,8 +22,11 @@ def test_gate_admin_schemas_writes_what_docs_schemas_holds(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     committed = {p.name: p.read_bytes() for p in COMMITTED.glob("*.schema.json")}
     written = {p.name: p.read_bytes() for p in out.iterdir()}
+    asyncapi = (tmp_path / "asyncapi.yaml").read_bytes()
     assert len(committed) >= 7 and written == committed
-    assert sorted(done.stdout.split()) == sorted(str(out / name) for name in committed)
+    assert asyncapi == (REPO / "docs" / "asyncapi.yaml").read_bytes()
+    assert sorted(done.stdout.split()) == sorted([str(out / name) for name in committed]
+                                                 + [str(tmp_path / "asyncapi.yaml")])
 
 
 def test_gate_admin_schemas_into_a_file_fails_with_one_line(tmp_path: Path) -> None:

@@ -362,7 +362,7 @@ def test_event_and_its_outbox_row_are_written_together(store: Store) -> None:
     (row,) = store.pending_outbox(10)
     payload = json.loads(row.payload)
     assert row.topic_kind == "event" and row.event_id == ev.event_id
-    assert payload["schema"] == "edge-gate/event/1" and payload["event_id"] == ev.event_id
+    assert payload["schema"] == "edge-gate/event/2" and payload["event_id"] == ev.event_id
     assert payload["reasons"] == [{"code": "unknown_face", "params": {"score": 0.1}}]
 
 

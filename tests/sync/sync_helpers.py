@@ -22,11 +22,19 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from support.wait import wait_until
 
 from edge.protocol.messages import DELTA_SCHEMA, SNAPSHOT_SCHEMA
-from edge.protocol.signing import AdminKey
+from edge.protocol.signing import AdminKey, SigningKey
 
 MODEL = "sface_2021dec"
 COMMUNITY = "sunny-gardens"
 GATE = "gate-a"
+GATE_KEY = SigningKey.generate()  # the test gate's own key (a real gate keeps one in its data dir)
+
+
+def gates_file(path: Path, keys: dict[str, SigningKey] | None = None) -> Path:
+    """The admin's gates file listing `keys` (default: the test gate), for `gate admin ... --gates`."""
+    keys = {GATE: GATE_KEY} if keys is None else keys
+    path.write_text(json.dumps({"gates": [{"gate_id": g, "public_key": k.public_text} for g, k in keys.items()]}))
+    return path
 
 
 class Subscriber:
@@ -116,13 +124,13 @@ def delta(admin: AdminKey, version: int, upserts: list[dict[str, Any]], deletes:
 
 
 def snapshot(admin: AdminKey, version: int, entries: list[dict[str, Any]], per_chunk: int = 5000,
-             now: datetime | None = None) -> list[bytes]:
+             now: datetime | None = None, gates: list[dict[str, str]] | None = None) -> list[bytes]:
     chunks = [entries[i:i + per_chunk] for i in range(0, len(entries), per_chunk)] or [[]]
     out = []
     for i, part in enumerate(chunks):
         body = {"schema": SNAPSHOT_SCHEMA, "community": COMMUNITY, "gate": None, "version": version,
                 **_times(now or datetime.now(UTC)), "chunk": i, "chunks": len(chunks),
-                "total_persons": len(entries), "entries": part}
+                "total_persons": len(entries), "entries": part, "gates": gates or []}
         out.append(json.dumps(admin.sign(body), ensure_ascii=False).encode())
     return out
 

@@ -9,7 +9,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sync_helpers import COMMUNITY, GATE, MODEL, embedding, gate_cli
+from sync_helpers import COMMUNITY, GATE, GATE_KEY, MODEL, embedding, gate_cli, gates_file
 
 from edge.config.mqtt import MqttConfig
 from edge.protocol.signing import AdminKey, public_key_text
@@ -30,7 +30,7 @@ def test_every_field_of_a_csv_and_a_json_file_reaches_the_gate(tmp_path: Path, b
     cfg = MqttConfig(enabled=True, url=broker.url, reconnect_min_s=0.1,
                      admin_public_keys=[public_key_text(key.public)])
     wl = WhitelistApplier(store, None, MODEL, cfg.trusted_keys(), community=COMMUNITY, gate_id=GATE)
-    sync = MqttSync(cfg, store, gate_id=GATE, community=COMMUNITY, whitelist=wl)
+    sync = MqttSync(cfg, store, gate_id=GATE, community=COMMUNITY, whitelist=wl, key=GATE_KEY)
     csv_file = tmp_path / "persons.csv"
     csv_file.write_text(
         "id,name,kind,status,unit,valid_from,valid_until,max_uses,allowed_gates,directions,schedule,"
@@ -50,7 +50,7 @@ def test_every_field_of_a_csv_and_a_json_file_reaches_the_gate(tmp_path: Path, b
         for version, person_file in ((1, csv_file), (2, json_file)):
             proc = gate_cli("admin", "push", "--broker", broker.url, "--community", COMMUNITY, "--key",
                             str(tmp_path / "admin.pem"), "--delta", str(person_file), "--version", str(version),
-                            "--acks", "1", "--timeout", "60")
+                            "--acks", "1", "--gates", str(gates_file(tmp_path / "gates.json")), "--timeout", "60")
             assert proc.returncode == 0, proc.stderr
             assert json.loads(proc.stdout.splitlines()[-1])["status"] == "applied"
             if version == 1:  # before the JSON delta deletes R1

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sync_helpers import COMMUNITY, GATE, MODEL, Subscriber, entry, wait_until
+from sync_helpers import COMMUNITY, GATE, GATE_KEY, MODEL, Subscriber, entry, gates_file, wait_until
 
 from edge.admin.build import build_push, payload_version
 from edge.admin.person_file import read_person_file
@@ -130,14 +130,15 @@ def test_cli_photo_snapshot_in_several_messages_is_applied_and_acked(
     assert made.returncode == 0, made.stderr
     cfg = MqttConfig(enabled=True, url=broker.url, reconnect_min_s=0.1, admin_public_keys=[made.stdout.strip()])
     wl = WhitelistApplier(store, engine, engine.model_id, cfg.trusted_keys(), community=COMMUNITY, gate_id=GATE)
-    sync = MqttSync(cfg, store, gate_id=GATE, community=COMMUNITY, whitelist=wl)
+    sync = MqttSync(cfg, store, gate_id=GATE, community=COMMUNITY, whitelist=wl, key=GATE_KEY)
     sub = Subscriber(broker.port, [f"edge-gate/{COMMUNITY}/whitelist/snapshot"], client_id="counter")
     sync.start()
     try:
         assert sync.wait_connected(10)
         persons = photo_csv(tmp_path / "persons.csv", unknown_photos, PHOTO_PERSONS)
         done = gate_cli("admin", "push", "--broker", broker.url, "--community", COMMUNITY, "--key", str(key),
-                        "--snapshot", str(persons), "--version", "5", "--acks", "1", "--timeout", "150")
+                        "--snapshot", str(persons), "--version", "5", "--acks", "1", "--timeout", "150",
+                        "--gates", str(gates_file(tmp_path / "gates.json")))
         assert done.returncode == 0, done.stdout + done.stderr
         assert "3 message(s)" in done.stderr, done.stderr
         ack = json.loads(done.stdout.splitlines()[-1])

@@ -10,13 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sync_helpers import COMMUNITY, GATE, Subscriber, wait_until
+from sync_helpers import COMMUNITY, GATE, GATE_KEY, Subscriber, wait_until
 
 from edge import __version__
 from edge.config.mqtt import MqttConfig
-from edge.protocol.payloads import StateMessage
+from edge.protocol.payloads import EVENT_SCHEMA, StateMessage
+from edge.protocol.signing import SigningKey, verify
 from edge.protocol.topics import Topics
 from edge.store import Store
+from edge.sync.members import MemberGates
 from edge.sync.mqtt import MqttSync
 from edge.tools.broker import Mosquitto
 
@@ -29,19 +31,21 @@ def test_state_then_online_retained_then_stopped(broker: Mosquitto, store: Store
 
     def state() -> dict[str, Any]:
         calls.append(time.monotonic())
-        return {"fps": 12.5, "whitelist_version": 7}
+        return {"uptime_s": 12.5, "whitelist": {"version": 7, "persons": 1, "templates": 1, "model": "m",
+                                                "need_snapshot": False, "member_gates": 0}}
 
     cfg = MqttConfig(enabled=True, url=broker.url, state_interval_s=1, reconnect_min_s=0.1)
-    sync = MqttSync(cfg, store, gate_id=GATE, community=COMMUNITY, state=state)
+    sync = MqttSync(cfg, store, gate_id=GATE, community=COMMUNITY, state=state, key=GATE_KEY)
     sync.start()
     try:
         wait_until(lambda: sub.on(TOPICS.available) == [b"online"], 10, "online")
         order = [t for t, _, _ in sub.messages]
         assert order.index(TOPICS.state) < order.index(TOPICS.available)  # state first, then online
-        doc = StateMessage.model_validate_json(sub.on(TOPICS.state)[0])
-        extra = doc.model_extra or {}
-        assert extra["fps"] == 12.5 and extra["whitelist_version"] == 7
-        assert doc.sync["connected"] is True and doc.sync["outbox_depth"] == 0 and doc.gate == GATE
+        raw = json.loads(sub.on(TOPICS.state)[0])
+        doc = StateMessage.model_validate(raw)  # closed, signed
+        assert verify(raw, [GATE_KEY.public]) == GATE_KEY.key_id and raw["ts"].endswith("Z")
+        assert doc.uptime_s == 12.5 and doc.whitelist is not None and doc.whitelist.version == 7
+        assert doc.sync.connected is True and doc.sync.outbox_depth == 0 and doc.gate == GATE
         assert doc.software_version == __version__  # which release runs on the gate
 
         late = Subscriber(broker.port, [TOPICS.available, TOPICS.state], client_id="late")
@@ -51,7 +55,7 @@ def test_state_then_online_retained_then_stopped(broker: Mosquitto, store: Store
         wait_until(lambda: len(sub.on(TOPICS.state)) >= 2, 5, "the periodic state")  # every state_interval_s
     finally:
         sync.stop()
-    assert sub.on(TOPICS.available)[-1] == b"stopped"
+    wait_until(lambda: sub.on(TOPICS.available)[-1:] == [b"stopped"], 10, "stopped (delivered after the PUBACK)")
     after = Subscriber(broker.port, [TOPICS.available], client_id="after")
     wait_until(lambda: after.on(TOPICS.available) == [b"stopped"], 5, "retained stopped")
     after.close()
@@ -87,21 +91,25 @@ def test_connected_only_on_a_successful_connack(tmp_path: Path, store: Store, mo
 def test_peer_gate_events_reach_the_callback_and_bad_ones_are_counted(broker: Mosquitto, store: Store) -> None:
     got: list[dict[str, Any]] = []
     cfg = MqttConfig(enabled=True, url=broker.url, reconnect_min_s=0.1)
-    sync = MqttSync(cfg, store, gate_id=GATE, community=COMMUNITY, on_peer_event=got.append)
+    gate_b, impostor = SigningKey.generate(), SigningKey.generate()
+    members = MemberGates([("gate-b", gate_b.public_text), ("gate-c", impostor.public_text)])
+    sync = MqttSync(cfg, store, gate_id=GATE, community=COMMUNITY, on_peer_event=got.append, members=members)
     sync.start()
     admin = Subscriber(broker.port, [TOPICS.available], client_id="peer")
     try:
         assert sync.wait_connected(10)
         wait_until(lambda: admin.on(TOPICS.available) == [b"online"], 5, "online")
         peer = f"edge-gate/{COMMUNITY}/gate-b/events"
-        event = {"schema": "edge-gate/event/1", "event_id": "01J0000000000000000000000A", "ts":
+        event = {"schema": EVENT_SCHEMA, "event_id": "01J0000000000000000000000A", "ts":
                  "2026-11-22T12:00:00.000000Z", "gate_id": "gate-b", "direction": "in", "person_id": "R1",
                  "decision": "grant", "reasons": [], "alarms": [], "temperature": None, "scores": None}
         admin.publish(peer, b"{not json")
         admin.publish(peer, json.dumps({**event, "gate_id": "gate-c"}))  # claims another gate
-        admin.publish(peer, json.dumps(event))
-        admin.publish(TOPICS.events, json.dumps({**event, "gate_id": GATE}))  # own topic: not a peer event
-        wait_until(lambda: len(got) == 1 and sync.health()["peer_rejected"] == 2, 5, "peer events")
+        admin.publish(peer, json.dumps(event))  # unsigned
+        admin.publish(peer, json.dumps(impostor.sign(event)))  # another member's key
+        admin.publish(peer, json.dumps(gate_b.sign(event)))
+        admin.publish(TOPICS.events, json.dumps(GATE_KEY.sign({**event, "gate_id": GATE})))  # own topic: no peer
+        wait_until(lambda: len(got) == 1 and sync.health()["peer_rejected"] == 4, 5, "peer events")
         assert got[0]["person_id"] == "R1" and got[0]["gate_id"] == "gate-b" and sync.connected
     finally:
         admin.close()

@@ -20,7 +20,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from support.paths import REPO
-from sync_helpers import COMMUNITY, MODEL, Subscriber, embedding, gate_cli, wait_until
+from sync_helpers import COMMUNITY, GATE_KEY, MODEL, Subscriber, embedding, gate_cli, gates_file, wait_until
 
 from edge.config.mqtt import MqttConfig
 from edge.protocol.signing import AdminKey, public_key_text
@@ -197,7 +197,8 @@ def test_a_real_gate_and_the_admin_tool_work_under_the_shipped_acl(
     cfg = MqttConfig(enabled=True, url=acl_broker.url, username="gate-a", reconnect_min_s=0.1,
                      admin_public_keys=[public_key_text(admin_key.public)])
     wl = WhitelistApplier(store, None, MODEL, cfg.trusted_keys(), community=COMMUNITY, gate_id="gate-a")
-    sync = MqttSync(cfg, store, gate_id="gate-a", community=COMMUNITY, whitelist=wl, password=USERS["gate-a"])
+    sync = MqttSync(cfg, store, gate_id="gate-a", community=COMMUNITY, whitelist=wl, password=USERS["gate-a"],
+                    key=GATE_KEY)
     admin = Subscriber(acl_broker.port, ["edge-gate/#"], client_id="admin-watch", username="admin",
                        password=USERS["admin"])
     persons = tmp_path / "persons.json"
@@ -209,7 +210,8 @@ def test_a_real_gate_and_the_admin_tool_work_under_the_shipped_acl(
         wait_until(lambda: A.available in received(admin) and A.state in received(admin), 30, "the gate online")
         proc = gate_cli("admin", "push", "--broker", acl_broker.url, "--community", COMMUNITY, "--username", "admin",
                         "--password-env", "ADMIN_MQTT_PASSWORD", "--key", str(tmp_path / "admin.pem"),
-                        "--delta", str(persons), "--version", "1", "--acks", "1", "--timeout", "60")
+                        "--delta", str(persons), "--version", "1", "--acks", "1", "--timeout", "60",
+                        "--gates", str(gates_file(tmp_path / "gates.json", {"gate-a": GATE_KEY})))
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stdout.splitlines()[-1])["status"] == "applied"
         person = store.get_person("R1")

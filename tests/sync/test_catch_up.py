@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sync_helpers import COMMUNITY, GATE, MODEL, Subscriber, entry, wait_until
+from sync_helpers import COMMUNITY, GATE, GATE_KEY, MODEL, Subscriber, entry, wait_until
 
 from edge.admin.build import build_push
 from edge.admin.client import AdminClient
@@ -38,7 +38,8 @@ class Gate:
         self.sync: MqttSync | None = None
 
     def online(self) -> MqttSync:
-        self.sync = MqttSync(self.cfg, self.store, gate_id=GATE, community=COMMUNITY, whitelist=self.wl)
+        self.sync = MqttSync(self.cfg, self.store, gate_id=GATE, community=COMMUNITY, whitelist=self.wl,
+                             key=GATE_KEY)
         self.sync.start()
         assert self.sync.wait_connected(10)
         return self.sync
@@ -63,7 +64,8 @@ def test_offline_gate_catches_up_on_missed_deltas(broker: Mosquitto, store: Stor
     def delta(version: int, upserts: list[dict[str, Any]], deletes: list[str] | None = None,
               acks: int = 0) -> list[dict[str, Any]]:
         payloads = build_push(key, COMMUNITY, "delta", upserts, deletes or [], version=version)
-        return push(admin, COMMUNITY, "delta", payloads, version, wait_acks=acks, timeout=10)
+        return push(admin, COMMUNITY, "delta", payloads, version, wait_acks=acks, timeout=10,
+                    gate_keys={GATE: GATE_KEY.public})
 
     def acks_up_to_sentinel(since: int, version: int) -> list[tuple[Any, ...]]:
         """Push a live delta (R2 again, unchanged) as a sentinel; the acks after `since` up to its ack."""
@@ -118,7 +120,7 @@ def test_offline_gate_catches_up_on_missed_deltas(broker: Mosquitto, store: Stor
         # the admin (the server, in production) answers with a snapshot: the gate is up to date
         snap = build_push(key, COMMUNITY, "snapshot", [entry("R2", 2), entry("R3", 3), entry("R4", 4)], [],
                           version=7)
-        done = push(admin, COMMUNITY, "snapshot", snap, 7, wait_acks=1, timeout=10)
+        done = push(admin, COMMUNITY, "snapshot", snap, 7, wait_acks=1, timeout=10, gate_keys={GATE: GATE_KEY.public})
         assert [(a["status"], a["counts"]["deleted"]) for a in done] == [("applied", 1)] and gate.wl.version == 7
         assert store.get_person("R1") is None and store.get_person("R4") is not None
         gate.offline()

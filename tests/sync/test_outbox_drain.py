@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sync_helpers import COMMUNITY, GATE, Subscriber, wait_until
+from sync_helpers import COMMUNITY, GATE, GATE_KEY, Subscriber, wait_until
 
 from edge.config.mqtt import MqttConfig
 from edge.protocol.payloads import AlarmMessage, EventMessage
@@ -43,7 +43,7 @@ def make_sync(store: Store) -> Iterator[list[MqttSync]]:
 
 
 def start(made: list[MqttSync], cfg: MqttConfig, store: Store) -> MqttSync:
-    sync = MqttSync(cfg, store, gate_id=GATE, community=COMMUNITY)
+    sync = MqttSync(cfg, store, gate_id=GATE, community=COMMUNITY, key=GATE_KEY)  # one gate: one key
     made.append(sync)
     sync.start()
     return sync
@@ -75,7 +75,7 @@ def test_pubacked_events_and_alarms_leave_the_outbox_in_order(
         wait_until(lambda: len(sub.on(TOPICS.events)) >= 300 and sub.on(TOPICS.alarms), 10, "delivery")
         assert event_ids(sub) == ids  # one connection, no failure: exactly once, in outbox order
         for p in sub.on(TOPICS.events):
-            EventMessage.model_validate_json(p)  # what is published matches the documented schema
+            EventMessage.model_validate_json(p)  # signed, closed  # what is published matches the documented schema
         assert AlarmMessage.model_validate_json(sub.on(TOPICS.alarms)[0]).kind == "fever"
         assert all(ev.synced for ev in store.events(limit=1000))
         health = sync.health()

@@ -3,6 +3,7 @@ secret references."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,25 @@ def test_committed_schemas_are_the_generated_ones(tmp_path: Path) -> None:
     assert committed == generated, "run: gate admin schemas --out docs/schemas"
     assert {"event.schema.json", "whitelist-ack.schema.json", "whitelist-delta.schema.json"} <= set(committed)
     assert {p.name for p in write_schemas(tmp_path)} == set(generated)
+
+
+def test_committed_asyncapi_is_the_generated_one() -> None:
+    from edge.protocol.asyncapi import CHANNELS, asyncapi_document, asyncapi_text
+
+    committed = (SCHEMAS.parent / "asyncapi.yaml").read_text(encoding="utf-8")
+    assert committed == asyncapi_text(), "run: gate admin schemas"
+    doc = asyncapi_document()
+    assert doc["asyncapi"] == "3.0.0" and len(doc["channels"]) == len(CHANNELS)
+    closed = doc["components"]["schemas"]
+    for name in ("event", "alarm", "state", "whitelist-ack"):  # closed: an unknown member is refused
+        assert closed[name]["additionalProperties"] is False, name
+        assert "signature" in closed[name]["required"], name
+    refs = [m for m in json.dumps(doc).split('"$ref": "')[1:]]
+    for ref in refs:  # every reference resolves inside the document
+        node: object = doc
+        for part in ref.split('"', 1)[0].lstrip("#/").split("/"):
+            assert isinstance(node, dict) and part in node, ref
+            node = node[part]
 
 
 def test_topics() -> None:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sync_helpers import COMMUNITY, GATE, MODEL, CliWatch, embedding, gate_cli, wait_until
+from sync_helpers import COMMUNITY, GATE, GATE_KEY, MODEL, CliWatch, embedding, gate_cli, gates_file, wait_until
 from tls_helpers import Pki, make_ca, make_pki, tls12_only_server
 
 from edge.config.mqtt import MqttConfig
@@ -53,7 +53,7 @@ def test_gate_and_admin_cli_over_mutual_tls(tmp_path: Path, pki: Pki, tls_broker
     admin.save(tmp_path / "admin.pem")
     cfg = gate_config(url, pki.ca, pki, tls_min_version="1.3", admin_public_keys=[public_key_text(admin.public)])
     wl = WhitelistApplier(store, None, MODEL, cfg.trusted_keys(), community=COMMUNITY, gate_id=GATE)
-    sync = MqttSync(cfg, store, gate_id=GATE, community=COMMUNITY, whitelist=wl)
+    sync = MqttSync(cfg, store, gate_id=GATE, community=COMMUNITY, whitelist=wl, key=GATE_KEY)
     watch = CliWatch("admin", "events", "--broker", url, "--community", COMMUNITY, "--follow", "--count", "5",
                      *tls_args)
     try:
@@ -70,7 +70,7 @@ def test_gate_and_admin_cli_over_mutual_tls(tmp_path: Path, pki: Pki, tls_broker
                                                     "embeddings": [embedding(1).tolist()]}]}))
         done = gate_cli("admin", "push", "--broker", url, "--community", COMMUNITY,
                         "--key", str(tmp_path / "admin.pem"), "--delta", str(persons), "--version", "1",
-                        "--base-version", "0", "--acks", "1",
+                        "--base-version", "0", "--acks", "1", "--gates", str(gates_file(tmp_path / "gates.json")),
                         "--timeout", "20", *tls_args)
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout.splitlines()[-1])["status"] == "applied" and wl.version == 1

@@ -22,6 +22,7 @@ from edge.protocol.signing import AdminKey
 from edge.store import PersonRecord, Store
 from edge.sync.whitelist import WhitelistApplier
 from edge.vision import FaceEngine, Gallery
+from tests.support.wire import signed
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def applier(store: Store, admin: AdminKey, engine: FaceEngine | None = None, **k
 
 def ok(ack: dict[str, Any] | None) -> dict[str, Any]:
     assert ack is not None
-    WhitelistAck.model_validate(ack)  # every ack matches its documented schema
+    WhitelistAck.model_validate(signed(ack))  # every ack matches its documented schema
     assert ack["status"] == "applied", ack
     return ack
 
@@ -44,14 +45,14 @@ def test_deltas_upsert_and_delete_with_templates(store: Store, admin: AdminKey) 
     applied: list[int] = []
     wl = applier(store, admin, on_applied=applied.append)
     ack = ok(wl.handle(delta(admin, 1, [entry("R1", 1, n=2), entry("R2", 2), entry("R3", 3)], base=0)))
-    assert ack["counts"] == {"upserted": 3, "deleted": 0, "templates": 4} and ack["version"] == 1
+    assert ack["counts"] == {"upserted": 3, "patched": 0, "deleted": 0, "templates": 4} and ack["version"] == 1
     assert applied == [1] and wl.version == 1 and store.count_templates(MODEL) == 4
     ids, matrix = store.load_templates(MODEL)
     assert ids.count("R1") == 2 and np.allclose(matrix[ids.index("R2")], embedding(2 * 31))
     store.upsert_person(PersonRecord(**{**store.get_person("R2").to_dict(), "uses": 5}))  # type: ignore[union-attr]
 
     ack = ok(wl.handle(delta(admin, 2, [entry("R2", 20, name="Renamed")], deletes=["R1", "nobody"])))
-    assert ack["counts"] == {"upserted": 1, "deleted": 1, "templates": 1}
+    assert ack["counts"] == {"upserted": 1, "patched": 0, "deleted": 1, "templates": 1}
     assert store.get_person("R1") is None and "R1" not in store.load_templates(MODEL)[0]  # purged
     r2 = store.get_person("R2")
     assert r2 is not None and r2.name == "Renamed" and r2.uses == 5  # the use count survives an update
@@ -71,7 +72,7 @@ def test_snapshot_chunks_replace_the_whitelist(store: Store, admin: AdminKey) ->
     assert wl.handle(chunks[2]) is None and wl.handle(chunks[0]) is None  # out of order, not yet complete
     assert wl.version == 1 and store.get_person("OLD") is not None  # nothing applied before the last chunk
     ack = ok(wl.handle(chunks[1]))
-    assert ack["counts"] == {"upserted": 7, "deleted": 1, "templates": 7} and wl.version == 5
+    assert ack["counts"] == {"upserted": 7, "patched": 0, "deleted": 1, "templates": 7} and wl.version == 5
     assert store.get_person("OLD") is None and store.count_persons() == 7 and store.count_templates() == 7
     # a delta now has to build on version 5
     gap = wl.handle(delta(admin, 7, [entry("K9", 9)], base=6))
@@ -115,7 +116,7 @@ def test_rejected_push_leaves_the_store_untouched(tmp_path: Path, store: Store, 
     alarms_before = len(store.alarms(kind="whitelist_rejected"))
     ack = wl.handle(raw, topic="edge-gate/sunny-gardens/whitelist/delta")
     assert ack is not None
-    WhitelistAck.model_validate(ack)
+    WhitelistAck.model_validate(signed(ack))
     assert ack["status"] == "rejected" and ack["code"] == case.split(":")[0], ack
     assert ack["current_version"] == 2 and ack["counts"]["upserted"] == 0
     assert dump_whitelist(store.path) == before  # persons, templates, version, audit: untouched
@@ -139,7 +140,7 @@ def test_entry_errors_apply_the_rest(tmp_path: Path, store: Store, admin: AdminK
     errors = {e["id"]: (e["code"], e["applied"]) for e in ack["errors"]}
     assert errors == {"R1": ("bad_photo", True), "R2": ("no_face", True), "R3": ("unknown_model", True),
                       "R5": ("invalid_entry", False)}
-    assert ack["counts"] == {"upserted": 4, "deleted": 0, "templates": 1}
+    assert ack["counts"] == {"upserted": 4, "patched": 0, "deleted": 0, "templates": 1}
     ids, matrix = store.load_templates(MODEL)
     assert ids == ["R1", "R4"] and np.allclose(matrix[0], embedding(31))  # R1 kept its old template
     assert store.get_person("R1").name == "New name"  # type: ignore[union-attr]  # the record still applies
@@ -207,7 +208,7 @@ def test_10k_snapshot_while_the_gallery_keeps_loading(store: Store, admin: Admin
         stop.set()
         reader.join(30)
     assert not errors, errors
-    assert ack["counts"] == {"upserted": 10_000, "deleted": 300, "templates": 10_000}
+    assert ack["counts"] == {"upserted": 10_000, "patched": 0, "deleted": 300, "templates": 10_000}
     assert seen <= {300, 10_000} and 300 in seen  # only whole versions, never a half-applied one
     ids, matrix = store.load_templates(MODEL)
     gallery = Gallery(ids, matrix, MODEL)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from edge.config.mqtt import MqttConfig
 from edge.store import EventRecord, Store
+from edge.sync.identity import load_identity
 from edge.sync.mqtt import MqttSync
 from edge.tools.bench.common import machine
 from edge.tools.broker import Mosquitto
@@ -31,7 +32,8 @@ def fill_outbox(store: Store, n: int, gate_id: str = "bench-gate", batch: int = 
     ids: list[str] = []
     for start in range(0, n, batch):
         events = [EventRecord(ts=datetime.now(UTC), gate_id=gate_id, direction="in", decision="deny",
-                              reasons=({"code": "unknown_face", "seq": start + i},))
+                              reasons=({"code": "unknown_face", "effect": "deny",
+                                                        "params": {"seq": start + i}},))
                   for i in range(min(batch, n - start))]
 
         def write(s: Store, evs: list[EventRecord] = events) -> None:
@@ -50,7 +52,8 @@ def drain(db: Path, url: str, *, gate_id: str = "bench-gate", community: str = "
     store = Store.open(db)
     cfg = MqttConfig(enabled=True, url=url, max_inflight=max_inflight, reconnect_min_s=0.2, reconnect_max_s=1.0,
                      keepalive_s=10)
-    sync = MqttSync(cfg, store, gate_id=gate_id, community=community)
+    key = load_identity(None, db.parent).key  # the gate's key in its data dir, as a gate keeps it
+    sync = MqttSync(cfg, store, gate_id=gate_id, community=community, key=key)
     sync.start()
     try:
         if not sync.wait_connected(30):
