@@ -217,3 +217,5 @@ fetch_models
 write_config
 install_units
 say "installed into ${PREFIX:-/}"
+say "the gate makes its signing key at its first start ({data_dir}/gate-key.pem, mode 0600); then run"
+say "  gate keys show --json --config /etc/edge-gate/gate.toml   and give that line to the community admin"
