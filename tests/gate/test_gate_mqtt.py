@@ -32,18 +32,14 @@ def gate_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str
                           timeout=timeout)
 
 
-@pytest.mark.slow
-def test_events_flow_out_and_a_signed_delta_enrols_a_new_resident(tmp_path: Path) -> None:
-    broker = Mosquitto(tmp_path / "broker")
-    broker.start()
-    try:
-        key = tmp_path / "admin.pem"
-        made = gate_cli("admin", "keygen", "--out", str(key))
-        assert made.returncode == 0, made.stderr
-        pubkey = made.stdout.strip()
-        (tmp_path / "base.toml").write_text(f'[gate]\ndata_dir = "{tmp_path / "data"}"\n')
-        prepare_demo(load_config(tmp_path / "base.toml"), tmp_path / "scene")
-        (tmp_path / "gate.toml").write_text(f"""
+def _demo_gate_config(tmp_path: Path, broker: Mosquitto, key: Path, *, anti_passback_s: float,
+                      extra: str = "") -> None:
+    """An admin key at `key`, the demo scene, and gate.toml: gate north-1 of community sunny on `broker`."""
+    made = gate_cli("admin", "keygen", "--out", str(key))
+    assert made.returncode == 0, made.stderr
+    (tmp_path / "base.toml").write_text(f'[gate]\ndata_dir = "{tmp_path / "data"}"\n')
+    prepare_demo(load_config(tmp_path / "base.toml"), tmp_path / "scene")
+    (tmp_path / "gate.toml").write_text(f"""
 [gate]
 id = "north-1"
 community = "sunny"
@@ -59,13 +55,21 @@ kind = "gy_mcu90614"
 type = "sim"
 kind = "lcus"
 [policy]
-anti_passback_s = 0
+anti_passback_s = {anti_passback_s}
 [mqtt]
 enabled = true
 url = "{broker.url}"
-admin_public_keys = ["{pubkey}"]
-state_interval_s = 1
-""")
+admin_public_keys = ["{made.stdout.strip()}"]
+{extra}""")
+
+
+@pytest.mark.slow
+def test_events_flow_out_and_a_signed_delta_enrols_a_new_resident(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path / "broker")
+    broker.start()
+    try:
+        key = tmp_path / "admin.pem"
+        _demo_gate_config(tmp_path, broker, key, anti_passback_s=0, extra="state_interval_s = 1\n")
         watcher = AdminClient(broker.url)
         watcher.subscribe(["edge-gate/sunny/+/events", "edge-gate/sunny/north-1/available"])
         outcomes: list[Outcome] = []
@@ -141,32 +145,7 @@ def test_forged_peer_events_change_no_decision_and_raise_one_alarm(tmp_path: Pat
     stop = threading.Event()
     try:
         key = tmp_path / "admin.pem"
-        made = gate_cli("admin", "keygen", "--out", str(key))
-        assert made.returncode == 0, made.stderr
-        (tmp_path / "base.toml").write_text(f'[gate]\ndata_dir = "{tmp_path / "data"}"\n')
-        prepare_demo(load_config(tmp_path / "base.toml"), tmp_path / "scene")
-        (tmp_path / "gate.toml").write_text(f"""
-[gate]
-id = "north-1"
-community = "sunny"
-data_dir = "{tmp_path / 'data'}"
-[camera]
-type = "folder"
-source = "{tmp_path / 'scene'}"
-fps = 20
-[thermal]
-type = "sim"
-kind = "gy_mcu90614"
-[relay]
-type = "sim"
-kind = "lcus"
-[policy]
-anti_passback_s = 5
-[mqtt]
-enabled = true
-url = "{broker.url}"
-admin_public_keys = ["{made.stdout.strip()}"]
-""")
+        _demo_gate_config(tmp_path, broker, key, anti_passback_s=5)
         outcomes: list[Outcome] = []
         gate = Gate(load_config(tmp_path / "gate.toml"), on_outcome=outcomes.append)
         south, impostor = SigningKey.generate(), SigningKey.generate()
