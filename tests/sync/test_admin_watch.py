@@ -7,12 +7,25 @@ import json
 import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
-from sync_helpers import COMMUNITY, GATE, MODEL, CliWatch, Subscriber, delta, entry, gate_cli, wait_until
+from sync_helpers import (
+    COMMUNITY,
+    GATE,
+    GATE_KEY,
+    MODEL,
+    CliWatch,
+    Subscriber,
+    delta,
+    entry,
+    gate_cli,
+    gates_file,
+    wait_until,
+)
 
 from edge.config.mqtt import MqttConfig
-from edge.protocol.signing import AdminKey, public_key_text
+from edge.protocol.signing import AdminKey, SigningKey, public_key_text
 from edge.protocol.topics import Topics
 from edge.store import AlarmRecord, Store
 from edge.sync.mqtt import MqttSync
@@ -33,9 +46,14 @@ def gate(broker: Mosquitto, store: Store, admin: AdminKey) -> Iterator[tuple[Mqt
     cfg = MqttConfig(enabled=True, url=broker.url, reconnect_min_s=0.1,
                      admin_public_keys=[public_key_text(admin.public)])
     wl = WhitelistApplier(store, None, MODEL, cfg.trusted_keys(), community=COMMUNITY, gate_id=GATE)
-    sync = MqttSync(cfg, store, gate_id=GATE, community=COMMUNITY, whitelist=wl)
+    sync = MqttSync(cfg, store, gate_id=GATE, community=COMMUNITY, whitelist=wl, key=GATE_KEY)
     yield sync, wl
     sync.stop()
+
+
+def _verdicts(stdout: str) -> list[tuple[str, bool]]:
+    """(gate level of the topic, verified) of each line `gate admin acks --gates` printed."""
+    return sorted((m["topic"].split("/")[2], m["verified"]) for m in map(json.loads, stdout.splitlines()))
 
 
 def cli(broker: Mosquitto, command: str, *args: str) -> list[str]:
@@ -76,7 +94,7 @@ def test_events_without_follow_stops_after_the_timeout(broker: Mosquitto) -> Non
     assert short.returncode == 1 and "only 0 of 1" in short.stderr
 
 
-def test_acks_prints_the_retained_acks_and_follows_new_ones(broker: Mosquitto, admin: AdminKey,
+def test_acks_prints_the_retained_acks_and_follows_new_ones(broker: Mosquitto, admin: AdminKey, tmp_path: Path,
                                                             gate: tuple[MqttSync, WhitelistApplier]) -> None:
     sync, wl = gate
     sync.start()
@@ -91,6 +109,23 @@ def test_acks_prints_the_retained_acks_and_follows_new_ones(broker: Mosquitto, a
         lines = [json.loads(line) for line in retained.stdout.splitlines()]
         assert [(m["topic"], m["payload"]["status"], m["payload"]["version"]) for m in lines] == [
             (TOPICS.whitelist_ack, "applied", 1)]  # the gate's last ack, retained
+        # with the gates file each line says whether the gate's key signed it; a forger's copy is false
+        forged = {**lines[0]["payload"], "signature": SigningKey.generate().sign(lines[0]["payload"])["signature"]}
+        admin_side.publish(f"edge-gate/{COMMUNITY}/{GATE}/whitelist/ack", json.dumps(forged), retain=True)
+        admin_side.publish(f"edge-gate/{COMMUNITY}/gate-z/whitelist/ack", json.dumps(lines[0]["payload"]), retain=True)
+        wait_until(lambda: len(admin_side.on(TOPICS.whitelist_ack)) >= 2, 10, "the forged ack")
+        gates = gates_file(tmp_path / "gates.json")
+        checked = gate_cli(*cli(broker, "acks", "--timeout", "1", "--gates", str(gates)), timeout=60)
+        verdicts = _verdicts(checked.stdout)
+        assert verdicts == [(GATE, False), ("gate-z", False)], checked.stdout  # forged; a gate not in the file
+        admin_side.publish(f"edge-gate/{COMMUNITY}/{GATE}/whitelist/ack", json.dumps(lines[0]["payload"]), retain=True)
+        wait_until(lambda: len(admin_side.on(TOPICS.whitelist_ack)) >= 3, 10, "the genuine ack again")
+        checked = gate_cli(*cli(broker, "acks", "--timeout", "1", "--gates", str(gates)), timeout=60)
+        verdicts = _verdicts(checked.stdout)
+        assert verdicts == [(GATE, True), ("gate-z", False)], checked.stdout
+        bad = gate_cli(*cli(broker, "acks", "--timeout", "1", "--gates", str(tmp_path / "missing.json")), timeout=60)
+        assert bad.returncode == 2 and "--gates" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+        admin_side.publish(f"edge-gate/{COMMUNITY}/gate-z/whitelist/ack", b"", retain=True)  # cleared again
 
         follow = CliWatch(*cli(broker, "acks", "--follow", "--count", "2"))
         try:
