@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from edge import __version__
-from edge.cli import admin, bench, config, deploy, guard, keys, run, vision
+from edge.cli import admin, bench, config, deploy, guard, hub, keys, run, vision
 
 log = logging.getLogger("edge.cli")
 
@@ -43,7 +43,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     else:
         for name, text in DRIVER_GROUPS.items():
             sub.add_parser(name, help=text)
-    for group in (admin, guard, keys, deploy):
+    for group in (admin, guard, keys, hub, deploy):
         group.add_commands(sub)
     return p
 

@@ -1,0 +1,290 @@
+"""`gate hub ...`: the community hub (edge.hub): `init`, `run`, the register's persons and gates, and
+`status` (per gate, the version it acknowledged). Every command takes `--config hub.toml`; a bad
+config, file or argument is one line and exit 2. Heavy imports (paho, the face engine) happen inside."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edge.hub.config import HubConfig
+    from edge.hub.db import HubDatabase
+    from edge.hub.register import Register
+
+ACTOR = "hub-cli"
+
+
+class _Fail(Exception):
+    """One line for stderr, exit 2."""
+
+
+def _config(args: argparse.Namespace) -> HubConfig:
+    from edge.hub.config import HubConfigError, load_hub_config
+
+    try:
+        return load_hub_config(Path(args.config))
+    except HubConfigError as exc:
+        raise _Fail(str(exc)) from exc
+
+
+def _db(cfg: HubConfig) -> HubDatabase:
+    from edge.hub.db import HubDatabase, HubDbError
+
+    try:
+        return HubDatabase.open(cfg.database_url)
+    except HubDbError as exc:
+        raise _Fail(str(exc)) from exc
+
+
+def _register(args: argparse.Namespace) -> Register:
+    from edge.hub.register import Register
+
+    return Register(_db(_config(args)))
+
+
+def _admin_key(cfg: HubConfig, create: bool) -> Any:
+    from edge.protocol.signing import SigningKey
+
+    path = cfg.admin_key_path()
+    if not path.exists():
+        if not create:
+            raise _Fail(f"no admin key at {path}; run `gate hub init --config ...` first")
+        key = SigningKey.generate()
+        key.save(path)
+        return key
+    try:
+        return SigningKey.load(path)
+    except (OSError, ValueError) as exc:
+        raise _Fail(f"admin key {path}: {' '.join(str(exc).split())}") from exc
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    cfg.hub.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    db = _db(cfg)
+    key = _admin_key(cfg, create=True)
+    print(key.public_text)
+    print(f"hub for {cfg.hub.community}: database {db.kind} {db.where}, admin key {cfg.admin_key_path()}; put "
+          "the line above in each gate's [mqtt] admin_public_keys", file=sys.stderr)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from edge.hub.service import Hub
+
+    cfg = _config(args)
+    hub = Hub(cfg, _db(cfg), _admin_key(cfg, create=False))
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    hub.run(stop)
+    return 0
+
+
+def _embed_photo(path: Path) -> dict[str, Any]:
+    """Templates from a face photo, by the hub's own face engine (the photo is not kept)."""
+    import numpy as np
+
+    from edge.config.vision import VisionSection
+    from edge.vision import FaceEngine
+    from edge.vision.image import ImageError, decode_image
+
+    try:
+        image = decode_image(path.read_bytes(), str(path))
+    except (OSError, ImageError) as exc:
+        raise _Fail(f"photo {path}: {exc}") from exc
+    engine = FaceEngine(VisionSection())
+    faces = engine.analyze(image)
+    if not faces:
+        raise _Fail(f"photo {path}: no face found")
+    if faces[0].quality is not None and not faces[0].quality.ok:
+        raise _Fail(f"photo {path}: face quality too low ({', '.join(faces[0].quality.reasons)})")
+    vec = np.asarray(faces[0].embedding, dtype="<f4")
+    return {"model_id": engine.model_id, "embeddings": [base64.b64encode(vec.tobytes()).decode("ascii")]}
+
+
+def _fields(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in ("name", "kind", "status", "unit", "valid_from", "valid_until", "max_uses", "care_watch_hours"):
+        value = getattr(args, name, None)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def cmd_person_add(args: argparse.Namespace) -> int:
+    reg = _register(args)
+    entry: dict[str, Any] = {"id": args.id, **_fields(args)}
+    if args.photo:
+        entry["templates"] = _embed_photo(Path(args.photo))
+    version = _change(lambda: reg.upsert([entry], ACTOR))
+    print(f"person {args.id}: version {version}", file=sys.stderr)
+    return 0
+
+
+def cmd_person_update(args: argparse.Namespace) -> int:
+    reg = _register(args)
+    fields = _fields(args)
+    if args.command_name in ("suspend", "activate", "block"):
+        fields["status"] = {"suspend": "suspended", "activate": "active", "block": "blocked"}[args.command_name]
+    version = _change(lambda: reg.patch(args.id, fields, ACTOR))
+    print(f"person {args.id}: {', '.join(sorted(fields))} changed, version {version}", file=sys.stderr)
+    return 0
+
+
+def cmd_person_delete(args: argparse.Namespace) -> int:
+    reg = _register(args)
+    version = _change(lambda: reg.delete(args.ids, ACTOR))
+    print(f"deleted {len(args.ids)}: version {version}", file=sys.stderr)
+    return 0
+
+
+def cmd_person_import(args: argparse.Namespace) -> int:
+    from edge.admin.person_file import PersonFileError, read_person_file
+
+    cfg = _config(args)
+    reg = _register(args)
+    try:
+        upserts, deletes = read_person_file(Path(args.file), args.model_id)
+    except PersonFileError as exc:
+        raise _Fail(str(exc)) from exc
+    for entry in upserts:
+        if entry.get("photo_jpeg"):
+            tmp = Path(args.file).parent / f".{entry['id']}.jpg.tmp"
+            tmp.write_bytes(base64.b64decode(entry.pop("photo_jpeg")))
+            try:
+                entry["templates"] = _embed_photo(tmp)
+            finally:
+                tmp.unlink(missing_ok=True)
+    batch = cfg.hub.import_batch
+    versions = [_change(lambda part=upserts[i:i + batch]: reg.upsert(part, ACTOR))
+                for i in range(0, len(upserts), batch)]
+    if deletes:
+        versions.append(_change(lambda: reg.delete(deletes, ACTOR)))
+    print(f"imported {len(upserts)} persons, {len(deletes)} deletes: versions {versions[0] if versions else '-'}"
+          f"..{versions[-1] if versions else '-'}", file=sys.stderr)
+    return 0
+
+
+def cmd_person_list(args: argparse.Namespace) -> int:
+    for p in _register(args).persons():
+        print(json.dumps({k: v for k, v in p.items() if k != "templates"} | {
+            "templates": len((p.get("templates") or {}).get("embeddings", []))}, ensure_ascii=False))
+    return 0
+
+
+def cmd_gate_add(args: argparse.Namespace) -> int:
+    reg = _register(args)
+    version = _change(lambda: reg.set_gate(args.gate_id, args.public_key, ACTOR))
+    print(f"gate {args.gate_id}: version {version} (every gate gets the member list with it)", file=sys.stderr)
+    return 0
+
+
+def cmd_gate_import(args: argparse.Namespace) -> int:
+    from edge.admin.gates import GatesFileError, read_gates_file
+
+    reg = _register(args)
+    try:
+        gates = read_gates_file(Path(args.file))
+    except GatesFileError as exc:
+        raise _Fail(str(exc)) from exc
+    for g in gates:
+        _change(lambda g=g: reg.set_gate(g["gate_id"], g["public_key"], ACTOR))
+    print(f"{len(gates)} gates: version {reg.version}", file=sys.stderr)
+    return 0
+
+
+def cmd_gate_remove(args: argparse.Namespace) -> int:
+    reg = _register(args)
+    version = _change(lambda: reg.remove_gate(args.gate_id, ACTOR))
+    print(f"gate {args.gate_id} removed: version {version}", file=sys.stderr)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from edge.hub.service import Hub
+    from edge.protocol.signing import SigningKey
+
+    cfg = _config(args)
+    hub = Hub(cfg, _db(cfg), SigningKey.generate())  # reads only: no key needed
+    print(json.dumps({"community": cfg.hub.community, "version": hub.register.version, "gates": hub.gate_status()},
+                     ensure_ascii=False))
+    return 0
+
+
+def _change(fn: Any) -> int:
+    from edge.hub.db import HubDbError
+    from edge.hub.register import RegisterError
+
+    try:
+        return int(fn())
+    except (RegisterError, HubDbError) as exc:
+        raise _Fail(str(exc)) from exc
+
+
+def _guarded(fn: Any) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return int(fn(args))
+        except _Fail as exc:
+            print(f"gate hub: {exc}", file=sys.stderr)
+            return 2
+    return run
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    hub = sub.add_parser("hub", help="the community hub: register, signed deltas and snapshots, acks, archive")
+    hsub = hub.add_subparsers(dest="hub_command", required=True)
+
+    def cmd(parent: Any, name: str, fn: Any, text: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = parent.add_parser(name, help=text)
+        p.add_argument("--config", "-c", required=True, help="hub.toml")
+        p.set_defaults(func=_guarded(fn), command_name=name)
+        return p
+
+    cmd(hsub, "init", cmd_init, "make the database and the admin key; print the key for the gates")
+    cmd(hsub, "run", cmd_run, "run the hub (systemd: edge-gate-hub.service)")
+    cmd(hsub, "status", cmd_status, "the register's version and, per gate, the version it acknowledged")
+    person = hsub.add_parser("person", help="residents, visitors and staff").add_subparsers(dest="p", required=True)
+
+    def fields(p: argparse.ArgumentParser, name_required: bool) -> None:
+        p.add_argument("--name", required=name_required)
+        p.add_argument("--kind", choices=("resident", "visitor", "staff"))
+        p.add_argument("--status", choices=("active", "suspended", "blocked"))
+        p.add_argument("--unit")
+        p.add_argument("--valid-from", dest="valid_from", help="ISO-8601 with offset")
+        p.add_argument("--valid-until", dest="valid_until", help="ISO-8601 with offset")
+        p.add_argument("--max-uses", dest="max_uses", type=int)
+        p.add_argument("--care-watch-hours", dest="care_watch_hours", type=float)
+
+    add = cmd(person, "add", cmd_person_add, "add or replace a person (templates from --photo)")
+    add.add_argument("--id", required=True)
+    fields(add, True)
+    add.add_argument("--photo", help="face photo: the hub makes templates and does not keep the photo")
+    for name, text in (("update", "change some fields"), ("suspend", "suspend"), ("activate", "re-activate"),
+                       ("block", "block (an alarm when seen)")):
+        p = cmd(person, name, cmd_person_update, text)
+        p.add_argument("id")
+        if name == "update":
+            fields(p, False)
+    rm = cmd(person, "delete", cmd_person_delete, "delete persons and their templates")
+    rm.add_argument("ids", nargs="+")
+    imp = cmd(person, "import", cmd_person_import, "a CSV/JSON person file (docs/person-files.md)")
+    imp.add_argument("file")
+    imp.add_argument("--model-id", help="model of embeddings given without one")
+    cmd(person, "list", cmd_person_list, "the register (JSON lines, template counts only)")
+    gate = hsub.add_parser("gate", help="the community's gates and their keys").add_subparsers(dest="g", required=True)
+    ga = cmd(gate, "add", cmd_gate_add, "add a gate (or give it a new key)")
+    ga.add_argument("gate_id")
+    ga.add_argument("public_key", help="ed25519:... (`gate keys show` on the gate)")
+    gi = cmd(gate, "import", cmd_gate_import, "gates from a gates file (docs/protocol.md)")
+    gi.add_argument("file")
+    gr = cmd(gate, "remove", cmd_gate_remove, "remove a gate (its events are no longer accepted)")
+    gr.add_argument("gate_id")

@@ -1,0 +1,66 @@
+"""`hub.toml`: the hub's `[hub]` section and the `[mqtt]` connection (the gate's MqttConfig: url, TLS,
+user name and password reference; the gate-only fields are ignored)."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+
+from edge.config.base import Section
+from edge.config.mqtt import MqttConfig
+
+
+class HubSection(Section):
+    community: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="The community this hub serves.")
+    data_dir: Path = Field(Path("/var/lib/edge-gate-hub"), description="The hub's files (its SQLite database, "
+                           "its admin key when not a systemd credential).")
+    database: str = Field("", description="Empty: {data_dir}/hub.db (SQLite). Or postgresql://user@host:port/db "
+                          "(psycopg 3; the password from PGPASSWORD or ~/.pgpass, never in this file).")
+    admin_key_file: Path | None = Field(None, description="The admin signing key (PEM). None: "
+                                        "$CREDENTIALS_DIRECTORY/admin-key, else {data_dir}/admin-key.pem.")
+    delta_valid_hours: float = Field(24.0, gt=0, le=24 * 30, description="Lifetime of a push (expires_at).")
+    snapshot_min_interval_s: float = Field(10.0, ge=0, le=3600, description="One snapshot per gate at most "
+                                           "this often (a gate re-asks with backoff anyway).")
+    import_batch: int = Field(500, ge=1, le=5000, description="Persons per change when importing a file.")
+
+
+class HubConfig(Section):
+    hub: HubSection
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+
+    @property
+    def database_url(self) -> str:
+        return self.hub.database or str(self.hub.data_dir / "hub.db")
+
+    def admin_key_path(self) -> Path:
+        cred = os.environ.get("CREDENTIALS_DIRECTORY")
+        if self.hub.admin_key_file is not None:
+            return self.hub.admin_key_file
+        if cred and (Path(cred) / "admin-key").exists():
+            return Path(cred) / "admin-key"
+        return self.hub.data_dir / "admin-key.pem"
+
+
+class HubConfigError(ValueError):
+    """hub.toml cannot be used; one line with the file, the key and the fix."""
+
+
+def load_hub_config(path: Path) -> HubConfig:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise HubConfigError(f"{path}: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise HubConfigError(f"{path}: not TOML ({exc})") from exc
+    try:
+        cfg = HubConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise HubConfigError(f"{path}: {where}: {first['msg']}") from exc
+    if not cfg.hub.data_dir.is_absolute():
+        cfg.hub.data_dir = (path.parent / cfg.hub.data_dir).resolve()
+    return cfg

@@ -1,0 +1,169 @@
+"""The hub's database: an SQLite file (default, nothing to install) or PostgreSQL (`postgresql://...`,
+psycopg 3), with one schema written in the SQL both understand and numbered migrations. Statements
+use `?` placeholders; for PostgreSQL they are rewritten to `%s`."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        "CREATE TABLE persons (id TEXT PRIMARY KEY, entry TEXT NOT NULL, status TEXT NOT NULL, "
+        "version BIGINT NOT NULL, updated_at TEXT NOT NULL)",
+        "CREATE TABLE gates (gate_id TEXT PRIMARY KEY, public_key TEXT NOT NULL, added_at TEXT NOT NULL)",
+        "CREATE TABLE changes (version BIGINT PRIMARY KEY, body TEXT NOT NULL, created_at TEXT NOT NULL, "
+        "published_at TEXT)",
+        "CREATE TABLE gate_acks (gate_id TEXT PRIMARY KEY, version BIGINT NOT NULL, kind TEXT NOT NULL, "
+        "status TEXT NOT NULL, code TEXT NOT NULL, need_snapshot INTEGER NOT NULL, ts TEXT NOT NULL, "
+        "push_digest TEXT)",
+        "CREATE TABLE events (event_id TEXT PRIMARY KEY, gate_id TEXT NOT NULL, ts TEXT NOT NULL, "
+        "person_id TEXT, decision TEXT NOT NULL, body TEXT NOT NULL)",
+        "CREATE INDEX events_person_ts ON events (person_id, ts)",
+        "CREATE TABLE alarms (id TEXT PRIMARY KEY, gate_id TEXT, ts TEXT NOT NULL, kind TEXT NOT NULL, "
+        "body TEXT NOT NULL)",
+        "CREATE TABLE audit (seq BIGINT PRIMARY KEY, ts TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, "
+        "details TEXT NOT NULL)",
+    ),
+)
+
+
+class HubDbError(RuntimeError):
+    """The database cannot be opened or refused a statement; the message says which and why."""
+
+
+class _Conn(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class HubDatabase:
+    """One connection, used under a lock (the hub's writes are few; reads are short)."""
+
+    def __init__(self, conn: _Conn, kind: str, where: str) -> None:
+        self._conn = conn
+        self.kind = kind  # "sqlite" or "postgresql"
+        self.where = where
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(cls, url: str) -> HubDatabase:
+        """`postgresql://...` or a file path (SQLite); migrated to the newest schema."""
+        if url.startswith(("postgresql://", "postgres://")):
+            try:
+                import psycopg
+            except ImportError as exc:
+                raise HubDbError("database = postgresql://... needs psycopg (pip install 'psycopg[binary]')") from exc
+            try:
+                conn: Any = psycopg.connect(url, connect_timeout=10)
+            except psycopg.Error as exc:
+                raise HubDbError(f"cannot connect to the database: {' '.join(str(exc).split())}") from exc
+            db = cls(conn, "postgresql", url.split("@")[-1])
+        else:
+            path = Path(url)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                sq = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+                sq.execute("PRAGMA journal_mode=WAL")
+                sq.execute("PRAGMA synchronous=FULL")
+                sq.execute("BEGIN")
+                sq.execute("COMMIT")
+                path.chmod(0o600)
+            except (OSError, sqlite3.Error) as exc:
+                raise HubDbError(f"cannot open {path}: {exc}") from exc
+            db = cls(_SqliteConn(sq), "sqlite", str(path))
+        db.migrate()
+        return db
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.kind == "postgresql" else sql
+
+    @contextlib.contextmanager
+    def tx(self) -> Iterator[HubDatabase]:
+        """One transaction: committed at the end of the block, rolled back on an exception."""
+        with self._lock:
+            try:
+                yield self
+                self._conn.commit()
+            except BaseException:
+                self._conn.rollback()
+                raise
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a statement (inside `tx`); the number of rows it changed."""
+        with self._lock:
+            try:
+                cur = self._conn.execute(self._sql(sql), tuple(params))
+            except Exception as exc:
+                raise HubDbError(f"the database refused {sql.split()[0]}: {' '.join(str(exc).split())}") from exc
+            return int(getattr(cur, "rowcount", 0) or 0)
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                cur = self._conn.execute(self._sql(sql), tuple(params))
+                out = [tuple(r) for r in cur.fetchall()]
+                if self.kind == "postgresql":
+                    self._conn.commit()  # a read ends its transaction (no idle transaction held)
+                return out
+            except Exception as exc:
+                if self.kind == "postgresql":
+                    self._conn.rollback()
+                raise HubDbError(f"the database refused a read: {' '.join(str(exc).split())}") from exc
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        got = self.rows(sql, params)
+        return got[0] if got else None
+
+    def migrate(self) -> None:
+        with self.tx():
+            self.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = self.one("SELECT version FROM schema_version")
+        current = int(row[0]) if row else 0
+        if current > len(MIGRATIONS):
+            raise HubDbError(f"the database schema is version {current}, newer than this hub "
+                             f"({len(MIGRATIONS)}); upgrade edge-gate")
+        for n in range(current, len(MIGRATIONS)):
+            with self.tx():
+                for statement in MIGRATIONS[n]:
+                    self.execute(statement)
+                self.execute("DELETE FROM schema_version")
+                self.execute("INSERT INTO schema_version (version) VALUES (?)", (n + 1,))
+
+
+class _SqliteConn:
+    """sqlite3 in autocommit mode with explicit BEGIN/COMMIT, the same shape as a psycopg connection."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._in_tx = False
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        if not self._in_tx and not sql.lstrip().upper().startswith("SELECT"):
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._in_tx = True
+        return self._conn.execute(sql, params)
+
+    def commit(self) -> None:
+        if self._in_tx:
+            self._conn.execute("COMMIT")
+            self._in_tx = False
+
+    def rollback(self) -> None:
+        if self._in_tx:
+            self._conn.execute("ROLLBACK")
+            self._in_tx = False
+
+    def close(self) -> None:
+        self._conn.close()

@@ -1,0 +1,222 @@
+"""The running hub (`gate hub run`): one MQTT connection to the community's broker.
+
+Out: every register change not yet published goes out as a signed delta (retained, with a message
+expiry, and the `whitelist/current` pointer), in version order; a gate that asks for a snapshot
+(`need_snapshot` in any ack, retained or live) gets one on its own topic, at most once per
+`snapshot_min_interval_s`. In: acks (kept per gate: the version it acknowledged), events and alarms
+(archived once each, by id), state; each accepted only when signed by the key of the gate whose
+topic it came on. A message that does not verify is counted and logged, never stored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edge.hub.config import HubConfig
+from edge.hub.db import HubDatabase, HubDbError
+from edge.hub.messages import delta_payload, snapshot_payloads
+from edge.hub.register import Register
+from edge.protocol.payloads import CURRENT_SCHEMA
+from edge.protocol.signing import SignatureError, SigningKey, parse_public_key, verify
+from edge.records import ts_text
+from edge.sync.client import make_client
+
+log = logging.getLogger(__name__)
+JsonDict = dict[str, Any]
+STEP_S = 0.5
+
+
+class Hub:
+    def __init__(self, cfg: HubConfig, db: HubDatabase, key: SigningKey, *,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.cfg = cfg
+        self.db = db
+        self.register = Register(db, clock)
+        self.key = key
+        self.clock = clock
+        self.prefix = cfg.mqtt.topic_prefix
+        self.community = cfg.hub.community
+        self.base = f"{self.prefix}/{self.community}"
+        self.valid_for = timedelta(hours=cfg.hub.delta_valid_hours)
+        self.counts = {"acks": 0, "events": 0, "alarms": 0, "states": 0, "unverified": 0, "snapshots": 0,
+                       "deltas": 0}
+        self.states: dict[str, JsonDict] = {}
+        self._lock = threading.Lock()
+        self._wanted: dict[str, float] = {}  # gate -> when it asked for a snapshot (monotonic)
+        self._sent: dict[str, float] = {}  # gate -> when it last got one
+        self.connected = threading.Event()
+        self._client: mqtt.Client | None = None
+
+    # ------------------------------------------------------------------------------------ life
+
+    def start(self) -> None:
+        client = make_client(self.cfg.mqtt, f"edge-gate-hub-{self.community}", password=self.cfg.mqtt.password())
+        client.on_connect = self._on_connect
+        client.on_disconnect = lambda *a: self.connected.clear()
+        client.on_message = self._on_message
+        client.reconnect_delay_set(1, 30)
+        client.connect_async(self.cfg.mqtt.host, self.cfg.mqtt.port, keepalive=self.cfg.mqtt.keepalive_s)
+        client.loop_start()
+        self._client = client
+
+    def stop(self) -> None:
+        if self._client is not None:
+            self._client.disconnect()
+            self._client.loop_stop()
+            self._client = None
+
+    def run(self, stop: threading.Event) -> None:
+        """Publish changes and snapshots until `stop` is set; a database that fails is logged and retried."""
+        self.start()
+        try:
+            while not stop.is_set():
+                try:
+                    self.step()
+                except HubDbError as exc:
+                    log.error("database: %s; retrying", exc)
+                stop.wait(STEP_S)
+        finally:
+            self.stop()
+
+    def step(self) -> None:
+        """One turn: unpublished changes out (in order), then the snapshots gates asked for."""
+        if not self.connected.is_set() or self._client is None:
+            return
+        for change in self.register.unpublished():
+            payload = delta_payload(self.key, self.community, change, valid_for=self.valid_for, now=self.clock())
+            self._publish(f"{self.base}/whitelist/delta", payload, retain=True,
+                          expiry_s=int(self.valid_for.total_seconds()))
+            pointer = {"schema": CURRENT_SCHEMA, "version": change.version, "issued_at": ts_text(self.clock())}
+            self._publish(f"{self.base}/whitelist/current", json.dumps(pointer).encode(), retain=True)
+            self.register.mark_published(change.version)
+            self.counts["deltas"] += 1
+            log.info("published delta %s", change.version)
+        now = time.monotonic()
+        with self._lock:
+            due = [g for g, t in self._wanted.items()
+                   if now - self._sent.get(g, -1e9) >= self.cfg.hub.snapshot_min_interval_s]
+            for gate in due:
+                del self._wanted[gate]
+                self._sent[gate] = now
+        for gate in due:
+            chunks = snapshot_payloads(self.key, self.community, self.register, gate=gate, valid_for=self.valid_for,
+                                       now=self.clock())
+            for chunk in chunks:
+                self._publish(f"{self.base}/{gate}/whitelist/snapshot", chunk)
+            if chunks:
+                self.counts["snapshots"] += 1
+                log.info("snapshot version %s (%d chunks) sent to %s", self.register.version, len(chunks), gate)
+
+    def _publish(self, topic: str, payload: bytes, retain: bool = False, expiry_s: int | None = None) -> None:
+        assert self._client is not None
+        props = None
+        if expiry_s is not None and self.cfg.mqtt.protocol == "5":
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            props.MessageExpiryInterval = max(1, expiry_s)
+        info = self._client.publish(topic, payload, qos=1, retain=retain, properties=props)
+        info.wait_for_publish(30)
+
+    # ------------------------------------------------------------------------------------ MQTT in
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any = None) -> None:
+        if rc.is_failure:
+            log.error("the broker refused the hub: %s", rc)
+            return
+        client.subscribe([(f"{self.base}/+/{t}", 1) for t in ("whitelist/ack", "events", "alarms", "state")])
+        self.connected.set()
+        log.info("hub connected to %s", self.cfg.mqtt.url)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            self.handle(msg.topic, bytes(msg.payload))
+        except HubDbError as exc:
+            log.error("database: %s; message on %s not stored (the gate re-sends what was not PUBACKed)",
+                      exc, msg.topic)
+        except Exception:  # bad input must never stop the hub
+            log.exception("message on %s failed", msg.topic)
+
+    def handle(self, topic: str, payload: bytes) -> None:
+        """One message from a gate (the MQTT thread, or a test)."""
+        head = self.base + "/"
+        if not topic.startswith(head) or not payload:
+            return
+        gate, _, kind = topic[len(head):].partition("/")
+        doc = self._verified(gate, kind, payload)
+        if doc is None:
+            return
+        if kind == "whitelist/ack":
+            self._ack(gate, doc)
+        elif kind == "events":
+            with self.db.tx():
+                self.db.execute("INSERT INTO events (event_id, gate_id, ts, person_id, decision, body) VALUES "
+                                "(?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
+                                (doc["event_id"], gate, doc["ts"], doc.get("person_id"), doc["decision"],
+                                 json.dumps(doc, ensure_ascii=False)))
+            self.counts["events"] += 1
+        elif kind == "alarms":
+            with self.db.tx():
+                self.db.execute("INSERT INTO alarms (id, gate_id, ts, kind, body) VALUES (?, ?, ?, ?, ?) "
+                                "ON CONFLICT (id) DO NOTHING",
+                                (doc["id"], gate, doc["ts"], doc["kind"], json.dumps(doc, ensure_ascii=False)))
+            self.counts["alarms"] += 1
+        elif kind == "state":
+            self.states[gate] = doc
+            self.counts["states"] += 1
+
+    def _verified(self, gate: str, kind: str, payload: bytes) -> JsonDict | None:
+        row = self.db.one("SELECT public_key FROM gates WHERE gate_id = ?", (gate,))
+        try:
+            doc = json.loads(payload)
+            if row is None:
+                raise SignatureError(f"gate {gate} is not in the register")
+            if not isinstance(doc, dict):
+                raise SignatureError("not a JSON object")
+            named = doc.get("gate", doc.get("gate_id", gate))
+            if named != gate:
+                raise SignatureError(f"names gate {named!r}")
+            verify(doc, [parse_public_key(row[0])])
+        except (ValueError, SignatureError) as exc:  # JSONDecodeError is a ValueError
+            self.counts["unverified"] += 1
+            log.warning("%s message on gate %s's topic ignored: %s", kind, gate, exc)
+            return None
+        return doc
+
+    def _ack(self, gate: str, ack: JsonDict) -> None:
+        self.counts["acks"] += 1
+        current = ack.get("current_version")
+        with self.db.tx():
+            self.db.execute("DELETE FROM gate_acks WHERE gate_id = ?", (gate,))
+            self.db.execute("INSERT INTO gate_acks (gate_id, version, kind, status, code, need_snapshot, ts, "
+                            "push_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            (gate, int(current) if isinstance(current, int) else 0, str(ack.get("kind")),
+                             str(ack.get("status")), str(ack.get("code")), int(bool(ack.get("need_snapshot"))),
+                             str(ack.get("ts")), ack.get("push_digest")))
+        if ack.get("need_snapshot"):
+            with self._lock:
+                self._wanted.setdefault(gate, time.monotonic())
+            log.info("gate %s (version %s) asks for a snapshot (%s)", gate, current, ack.get("code"))
+
+    # ------------------------------------------------------------------------------------ status
+
+    def gate_status(self) -> list[JsonDict]:
+        """Per registered gate: the version it acknowledged, how, when."""
+        acks = {r[0]: r for r in self.db.rows("SELECT gate_id, version, kind, status, code, need_snapshot, ts "
+                                              "FROM gate_acks")}
+        out = []
+        for g in self.register.gates():
+            a = acks.get(g["gate_id"])
+            out.append({"gate_id": g["gate_id"], "acked_version": a[1] if a else None,
+                        "last_ack": None if a is None else {"kind": a[2], "status": a[3], "code": a[4],
+                                                            "need_snapshot": bool(a[5]), "ts": a[6]}})
+        return out
