@@ -25,6 +25,15 @@ class HubSection(Section):
     snapshot_min_interval_s: float = Field(10.0, ge=0, le=3600, description="One snapshot per gate at most "
                                            "this often (a gate re-asks with backoff anyway).")
     import_batch: int = Field(500, ge=1, le=5000, description="Persons per change when importing a file.")
+    instance: str = Field("1", pattern=r"^[A-Za-z0-9_.-]{1,32}$", description="This process's name (its MQTT "
+                          "client id is edge-gate-hub-{community}-{instance}; several share one database).")
+    shared_group: str = Field("", pattern=r"^[A-Za-z0-9_.-]{0,64}$", description="Non-empty: take events, alarms, "
+                              "acks and states through the MQTT v5 shared subscription $share/{group}/..., so "
+                              "several hub processes split the load (each message reaches one of them).")
+    publisher: bool = Field(True, description="This process publishes deltas and snapshots (exactly one "
+                            "process of a community should; the others only archive).")
+    session_expiry_s: int = Field(3600, ge=0, le=7 * 86400, description="The broker keeps the hub's session "
+                                  "(and what it has not acknowledged) this long while the hub is away.")
 
 
 class HubConfig(Section):

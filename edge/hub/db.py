@@ -23,7 +23,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "status TEXT NOT NULL, code TEXT NOT NULL, need_snapshot INTEGER NOT NULL, ts TEXT NOT NULL, "
         "push_digest TEXT)",
         "CREATE TABLE events (event_id TEXT PRIMARY KEY, gate_id TEXT NOT NULL, ts TEXT NOT NULL, "
-        "person_id TEXT, decision TEXT NOT NULL, body TEXT NOT NULL)",
+        "person_id TEXT, decision TEXT NOT NULL, body TEXT NOT NULL, stored_by TEXT NOT NULL)",
         "CREATE INDEX events_person_ts ON events (person_id, ts)",
         "CREATE TABLE alarms (id TEXT PRIMARY KEY, gate_id TEXT, ts TEXT NOT NULL, kind TEXT NOT NULL, "
         "body TEXT NOT NULL)",
@@ -47,25 +47,19 @@ class _Conn(Protocol):
 class HubDatabase:
     """One connection, used under a lock (the hub's writes are few; reads are short)."""
 
-    def __init__(self, conn: _Conn, kind: str, where: str) -> None:
+    def __init__(self, conn: _Conn, kind: str, where: str, url: str = "") -> None:
         self._conn = conn
         self.kind = kind  # "sqlite" or "postgresql"
         self.where = where
+        self._url = url
+        self._broken = False  # PostgreSQL went away: reconnect before the next statement
         self._lock = threading.RLock()
 
     @classmethod
     def open(cls, url: str) -> HubDatabase:
         """`postgresql://...` or a file path (SQLite); migrated to the newest schema."""
         if url.startswith(("postgresql://", "postgres://")):
-            try:
-                import psycopg
-            except ImportError as exc:
-                raise HubDbError("database = postgresql://... needs psycopg (pip install 'psycopg[binary]')") from exc
-            try:
-                conn: Any = psycopg.connect(url, connect_timeout=10)
-            except psycopg.Error as exc:
-                raise HubDbError(f"cannot connect to the database: {' '.join(str(exc).split())}") from exc
-            db = cls(conn, "postgresql", url.split("@")[-1])
+            db = cls(_pg_connect(url), "postgresql", url.split("@")[-1], url)
         else:
             path = Path(url)
             try:
@@ -86,31 +80,56 @@ class HubDatabase:
         with self._lock:
             self._conn.close()
 
+    def __enter__(self) -> HubDatabase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.kind == "postgresql" else sql
+
+    def _ready(self) -> None:
+        if self._broken:
+            self._conn = _pg_connect(self._url)  # HubDbError while it is still away
+            self._broken = False
+
+    def _failed(self, exc: Exception) -> None:
+        if self.kind == "postgresql" and (getattr(self._conn, "closed", False) or
+                                          type(exc).__name__ in ("OperationalError", "InterfaceError")):
+            self._broken = True
 
     @contextlib.contextmanager
     def tx(self) -> Iterator[HubDatabase]:
         """One transaction: committed at the end of the block, rolled back on an exception."""
         with self._lock:
+            self._ready()
             try:
                 yield self
                 self._conn.commit()
-            except BaseException:
-                self._conn.rollback()
+            except BaseException as exc:
+                with contextlib.suppress(Exception):
+                    self._conn.rollback()
+                if isinstance(exc, Exception) and not isinstance(exc, HubDbError):
+                    self._failed(exc)
+                    if self._broken:
+                        raise HubDbError(f"the database went away: {' '.join(str(exc).split())}") from exc
                 raise
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run a statement (inside `tx`); the number of rows it changed."""
         with self._lock:
+            self._ready()
             try:
                 cur = self._conn.execute(self._sql(sql), tuple(params))
             except Exception as exc:
+                self._failed(exc)
                 raise HubDbError(f"the database refused {sql.split()[0]}: {' '.join(str(exc).split())}") from exc
             return int(getattr(cur, "rowcount", 0) or 0)
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
+            self._ready()
             try:
                 cur = self._conn.execute(self._sql(sql), tuple(params))
                 out = [tuple(r) for r in cur.fetchall()]
@@ -118,9 +137,19 @@ class HubDatabase:
                     self._conn.commit()  # a read ends its transaction (no idle transaction held)
                 return out
             except Exception as exc:
+                self._failed(exc)
                 if self.kind == "postgresql":
-                    self._conn.rollback()
+                    with contextlib.suppress(Exception):
+                        self._conn.rollback()
                 raise HubDbError(f"the database refused a read: {' '.join(str(exc).split())}") from exc
+
+    def alive(self) -> bool:
+        """Can a statement run now? (A reconnect is tried when PostgreSQL went away.)"""
+        try:
+            self.rows("SELECT 1")
+            return True
+        except HubDbError:
+            return False
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         got = self.rows(sql, params)
@@ -140,6 +169,17 @@ class HubDatabase:
                     self.execute(statement)
                 self.execute("DELETE FROM schema_version")
                 self.execute("INSERT INTO schema_version (version) VALUES (?)", (n + 1,))
+
+
+def _pg_connect(url: str) -> Any:
+    try:
+        import psycopg
+    except ImportError as exc:
+        raise HubDbError("database = postgresql://... needs psycopg (pip install 'psycopg[binary]')") from exc
+    try:
+        return psycopg.connect(url, connect_timeout=10)
+    except psycopg.Error as exc:
+        raise HubDbError(f"cannot connect to the database: {' '.join(str(exc).split())}") from exc
 
 
 class _SqliteConn:

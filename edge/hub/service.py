@@ -57,16 +57,24 @@ class Hub:
         self._sent: dict[str, float] = {}  # gate -> when it last got one
         self.connected = threading.Event()
         self._client: mqtt.Client | None = None
+        self._db_down = False  # a message could not be stored: not acknowledged, redelivered after a reconnect
 
     # ------------------------------------------------------------------------------------ life
 
     def start(self) -> None:
-        client = make_client(self.cfg.mqtt, f"edge-gate-hub-{self.community}", password=self.cfg.mqtt.password())
+        client = make_client(self.cfg.mqtt, f"edge-gate-hub-{self.community}-{self.cfg.hub.instance}",
+                             password=self.cfg.mqtt.password(), manual_ack=True)
         client.on_connect = self._on_connect
         client.on_disconnect = lambda *a: self.connected.clear()
         client.on_message = self._on_message
         client.reconnect_delay_set(1, 30)
-        client.connect_async(self.cfg.mqtt.host, self.cfg.mqtt.port, keepalive=self.cfg.mqtt.keepalive_s)
+        if self.cfg.mqtt.protocol == "5":  # a persistent session: what was not acknowledged comes again
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = self.cfg.hub.session_expiry_s
+            client.connect_async(self.cfg.mqtt.host, self.cfg.mqtt.port, keepalive=self.cfg.mqtt.keepalive_s,
+                                 clean_start=False, properties=props)
+        else:
+            client.connect_async(self.cfg.mqtt.host, self.cfg.mqtt.port, keepalive=self.cfg.mqtt.keepalive_s)
         client.loop_start()
         self._client = client
 
@@ -81,8 +89,14 @@ class Hub:
         self.start()
         try:
             while not stop.is_set():
+                if self._db_down and self.db.alive():
+                    log.warning("the database is back: reconnecting for what was not acknowledged meanwhile")
+                    self._db_down = False
+                    self.stop()
+                    self.start()
                 try:
-                    self.step()
+                    if self.cfg.hub.publisher:
+                        self.step()
                 except HubDbError as exc:
                     log.error("database: %s; retrying", exc)
                 stop.wait(STEP_S)
@@ -133,18 +147,24 @@ class Hub:
         if rc.is_failure:
             log.error("the broker refused the hub: %s", rc)
             return
-        client.subscribe([(f"{self.base}/+/{t}", 1) for t in ("whitelist/ack", "events", "alarms", "state")])
+        share = f"$share/{self.cfg.hub.shared_group}/" if self.cfg.hub.shared_group else ""
+        client.subscribe([(f"{share}{self.base}/+/{t}", 1) for t in ("whitelist/ack", "events", "alarms", "state")])
         self.connected.set()
         log.info("hub connected to %s", self.cfg.mqtt.url)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        """Acknowledged (PUBACK) once stored, or once judged not worth storing; never while the database
+        refuses it: the broker keeps it in the hub's session and sends it again after a reconnect."""
         try:
             self.handle(msg.topic, bytes(msg.payload))
         except HubDbError as exc:
-            log.error("database: %s; message on %s not stored (the gate re-sends what was not PUBACKed)",
-                      exc, msg.topic)
+            if not self._db_down:
+                log.error("database: %s; not acknowledging messages until it is back", exc)
+            self._db_down = True
+            return
         except Exception:  # bad input must never stop the hub
             log.exception("message on %s failed", msg.topic)
+        client.ack(msg.mid, msg.qos)
 
     def handle(self, topic: str, payload: bytes) -> None:
         """One message from a gate (the MQTT thread, or a test)."""
@@ -159,10 +179,10 @@ class Hub:
             self._ack(gate, doc)
         elif kind == "events":
             with self.db.tx():
-                self.db.execute("INSERT INTO events (event_id, gate_id, ts, person_id, decision, body) VALUES "
-                                "(?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
+                self.db.execute("INSERT INTO events (event_id, gate_id, ts, person_id, decision, body, stored_by) "
+                                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
                                 (doc["event_id"], gate, doc["ts"], doc.get("person_id"), doc["decision"],
-                                 json.dumps(doc, ensure_ascii=False)))
+                                 json.dumps(doc, ensure_ascii=False), self.cfg.hub.instance))
             self.counts["events"] += 1
         elif kind == "alarms":
             with self.db.tx():

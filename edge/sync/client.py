@@ -14,14 +14,17 @@ from edge.config.mqtt import MqttConfig
 
 
 def make_client(cfg: MqttConfig, client_id: str, *, password: str | None = None,
-                will: tuple[str, str] | None = None, logger: logging.Logger | None = None) -> mqtt.Client:
+                will: tuple[str, str] | None = None, logger: logging.Logger | None = None,
+                manual_ack: bool = False) -> mqtt.Client:
     """A paho client (callback API 2, not yet connected) for `cfg`: MQTT v5 unless `cfg.protocol` is
     3.1.1 (then a clean session), `cfg.username` with `password` (already resolved), TLS for mqtts://,
     and `will` = (topic, payload) as a retained QoS 1 last will. `logger` gets paho's own log.
+    `manual_ack`: incoming QoS 1 messages are acknowledged only by `client.ack()` (the hub acks what it stored).
     OSError / ssl.SSLError / ValueError when the TLS files cannot be read."""
     v5 = cfg.protocol == "5"
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                         protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311, clean_session=None if v5 else True)
+                         protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311, clean_session=None if v5 else True,
+                         manual_ack=manual_ack)
     if logger is not None:
         client.enable_logger(logger)
     if will is not None:

@@ -55,15 +55,14 @@ class Postgres:
         if not (self.data / "PG_VERSION").exists():
             self._run(str(self._bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
                       "--no-sync", "-E", "UTF8", "--locale=C")
-        self.port = free_port()
+        self.port = self.port or free_port()  # a restart keeps its port (clients reconnect to it)
         opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
         self._run(str(self._bin / "pg_ctl"), "-D", str(self.data), "-o", opts, "-l", str(self.root / "log"),
                   "-w", "-t", "120", "start")
 
     def stop(self) -> None:
-        if self.port:
+        if (self.data / "postmaster.pid").exists():
             self._run(str(self._bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
-            self.port = 0
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
