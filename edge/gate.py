@@ -38,6 +38,7 @@ from edge.store.writer import StoreWriter
 from edge.vision import FaceEngine
 
 if TYPE_CHECKING:
+    from edge.protocol.payloads import HubState
     from edge.sync.mqtt import MqttSync
     from edge.sync.whitelist import WhitelistApplier
     from edge.web.ports import WebParts
@@ -81,6 +82,7 @@ class Gate:
         self._crashed: dict[str, str] = {}  # part -> why its thread ended
         self._mqtt_down_since: float | None = None
         self._care_alarmed: dict[str, datetime] = {}  # care alarms raised, before the store has them
+        self._hub_care_until: float | None = None  # the hub keeps the care watch until then (monotonic)
         self._relay_started = False
         self._started = False
         self._relay_counts = (0, 0)
@@ -109,8 +111,16 @@ class Gate:
         sync = MqttSync(mqtt, self.store, gate_id=self.cfg.gate.id, community=self.cfg.gate.community,
                         state=self.health_snapshot, whitelist=applier, on_peer_event=self._peer_event,
                         password=mqtt.password(), key=identity.key, members=applier.members,
-                        alarm=self._sync_alarm)
+                        alarm=self._sync_alarm, on_hub_state=self._hub_state)
         return sync
+
+    def _hub_state(self, state: HubState | None) -> None:
+        """The community hub's heartbeat (intake thread): while fresh and it keeps the care watch, this
+        gate raises no care-watch alarm of its own (the hub raises one for the community)."""
+        until = None if state is None or not state.care_watch else time.monotonic() + 3 * state.interval_s
+        if (until is None) != (self._hub_care_until is None):
+            log.info("care watch %s", "left to the community hub" if until else "kept by this gate (no hub)")
+        self._hub_care_until = until
 
     def _sync_alarm(self, kind: str, severity: str, message: str, details: dict[str, object]) -> None:
         """An alarm the sync raises (forged_message, intake_shed), already throttled there."""
@@ -399,6 +409,11 @@ class Gate:
                              "outbox", "mqtt_fault", down_s=round(down, 1))
 
     def _care_watch(self) -> None:
+        if self._hub_care_until is not None and time.monotonic() < self._hub_care_until:
+            return  # the hub raises the community's care-watch alarms (one per person, not one per gate)
+        self._care_watch_here()
+
+    def _care_watch_here(self) -> None:
         persons = list(self.lane.whitelist.persons.values())
         if not any(p.care_watch_hours for p in persons):
             return

@@ -28,8 +28,14 @@ class _Fail(Exception):
 def _config(args: argparse.Namespace) -> HubConfig:
     from edge.hub.config import HubConfigError, load_hub_config
 
+    if args.config:
+        path = Path(args.config)
+    elif args.data_dir:
+        path = Path(args.data_dir) / "hub.toml"
+    else:
+        raise _Fail("give --config hub.toml (or --data-dir DIR, the hub's directory holding hub.toml)")
     try:
-        return load_hub_config(Path(args.config))
+        return load_hub_config(path)
     except HubConfigError as exc:
         raise _Fail(str(exc)) from exc
 
@@ -219,6 +225,43 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_events(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from edge.hub.queries import events
+
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since)
+        except ValueError as exc:
+            raise _Fail(f"--since {args.since!r} is not an ISO-8601 time (e.g. 2026-12-01T08:00+08:00)") from exc
+        if since.tzinfo is None:
+            since = since.astimezone()
+    cfg = _config(args)
+    for ev in events(_db(cfg), gate=args.gate, person=args.person, since=since, limit=args.limit):
+        if args.json:
+            print(json.dumps(ev, ensure_ascii=False))
+        else:
+            reasons = ",".join(r.get("code", "?") for r in ev.get("reasons", []))
+            print(f"{ev['ts']} {ev['gate_id']:12s} {ev['decision']:5s} {ev.get('person_id') or '-':12s} {reasons}")
+    return 0
+
+
+def cmd_alarms(args: argparse.Namespace) -> int:
+    from edge.hub.watch import Watch
+
+    watch = Watch(_db(_config(args)))
+    if args.ack:
+        if not watch.acknowledge(args.ack, args.by):
+            raise _Fail(f"no open hub alarm {args.ack}")
+        print(f"alarm {args.ack} acknowledged by {args.by}", file=sys.stderr)
+        return 0
+    for alarm in watch.alarms(open_only=args.open):
+        print(json.dumps(alarm, ensure_ascii=False))
+    return 0
+
+
 def _change(fn: Any) -> int:
     from edge.hub.db import HubDbError
     from edge.hub.register import RegisterError
@@ -245,13 +288,24 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
     def cmd(parent: Any, name: str, fn: Any, text: str) -> argparse.ArgumentParser:
         p: argparse.ArgumentParser = parent.add_parser(name, help=text)
-        p.add_argument("--config", "-c", required=True, help="hub.toml")
+        p.add_argument("--config", "-c", help="hub.toml")
+        p.add_argument("--data-dir", help="instead of --config: the hub's directory holding hub.toml")
         p.set_defaults(func=_guarded(fn), command_name=name)
         return p
 
     cmd(hsub, "init", cmd_init, "make the database and the admin key; print the key for the gates")
     cmd(hsub, "run", cmd_run, "run the hub (systemd: edge-gate-hub.service)")
-    cmd(hsub, "status", cmd_status, "the register's version and, per gate, the version it acknowledged")
+    cmd(hsub, "status", cmd_status, "the gate board: availability, last state, version acked, last event")
+    ev = cmd(hsub, "events", cmd_events, "the archived events of every gate")
+    ev.add_argument("--gate")
+    ev.add_argument("--person")
+    ev.add_argument("--since", help="ISO-8601 (local time when no offset)")
+    ev.add_argument("--limit", type=int, default=1000)
+    ev.add_argument("--json", action="store_true", help="one event per line, as the gate signed it")
+    al = cmd(hsub, "alarms", cmd_alarms, "the hub's own alarms (care watch, silent gates)")
+    al.add_argument("--open", action="store_true", help="only the unacknowledged ones")
+    al.add_argument("--ack", metavar="ID", help="acknowledge this alarm (for the whole community)")
+    al.add_argument("--by", default="office", help="who acknowledges (audited)")
     person = hsub.add_parser("person", help="residents, visitors and staff").add_subparsers(dest="p", required=True)
 
     def fields(p: argparse.ArgumentParser, name_required: bool) -> None:

@@ -32,6 +32,12 @@ class HubSection(Section):
                               "several hub processes split the load (each message reaches one of them).")
     publisher: bool = Field(True, description="This process publishes deltas and snapshots (exactly one "
                             "process of a community should; the others only archive).")
+    state_interval_s: float = Field(30.0, ge=1, le=3600, description="How often the hub publishes its signed "
+                                    "heartbeat (gates leave the care watch to a fresh one).")
+    gate_silent_after_s: float = Field(120.0, ge=5, le=86400, description="A gate heard of nothing (state, "
+                                       "event, online) for this long raises a gate_silent alarm at the hub.")
+    watch_interval_s: float = Field(30.0, ge=0.1, le=3600, description="How often care watch and silent gates "
+                                    "are checked.")
     session_expiry_s: int = Field(3600, ge=0, le=7 * 86400, description="The broker keeps the hub's session "
                                   "(and what it has not acknowledged) this long while the hub is away.")
 

@@ -30,6 +30,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE audit (seq BIGINT PRIMARY KEY, ts TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, "
         "details TEXT NOT NULL)",
     ),
+    (  # 2: the gate board and the hub's own alarms (care watch, silent gates)
+        "CREATE TABLE gate_seen (gate_id TEXT PRIMARY KEY, available TEXT, available_at TEXT, state TEXT, "
+        "state_at TEXT, silent_alarm TEXT)",
+        "CREATE TABLE hub_alarms (id TEXT PRIMARY KEY, ts TEXT NOT NULL, kind TEXT NOT NULL, gate_id TEXT, "
+        "person_id TEXT, details TEXT NOT NULL, open_key TEXT, acknowledged_by TEXT, acknowledged_at TEXT)",
+        "CREATE INDEX hub_alarms_open ON hub_alarms (open_key)",
+    ),
 )
 
 

@@ -26,8 +26,10 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edge.hub.config import HubConfig
 from edge.hub.db import HubDatabase, HubDbError
 from edge.hub.messages import delta_payload, snapshot_payloads
+from edge.hub.queries import board
 from edge.hub.register import Register
-from edge.protocol.payloads import CURRENT_SCHEMA
+from edge.hub.watch import Watch
+from edge.protocol.payloads import CURRENT_SCHEMA, HUB_STATE_SCHEMA
 from edge.protocol.signing import SignatureError, SigningKey, parse_public_key, verify
 from edge.records import ts_text
 from edge.sync.client import make_client
@@ -43,6 +45,7 @@ class Hub:
         self.cfg = cfg
         self.db = db
         self.register = Register(db, clock)
+        self.watch = Watch(db, gate_silent_after_s=cfg.hub.gate_silent_after_s, clock=clock)
         self.key = key
         self.clock = clock
         self.prefix = cfg.mqtt.topic_prefix
@@ -58,12 +61,15 @@ class Hub:
         self.connected = threading.Event()
         self._client: mqtt.Client | None = None
         self._db_down = False  # a message could not be stored: not acknowledged, redelivered after a reconnect
+        self._next_state = 0.0
+        self._next_watch = 0.0
 
     # ------------------------------------------------------------------------------------ life
 
     def start(self) -> None:
         client = make_client(self.cfg.mqtt, f"edge-gate-hub-{self.community}-{self.cfg.hub.instance}",
-                             password=self.cfg.mqtt.password(), manual_ack=True)
+                             password=self.cfg.mqtt.password(), manual_ack=True,
+                             will=(f"{self.base}/hub/state", "") if self.cfg.hub.publisher else None)
         client.on_connect = self._on_connect
         client.on_disconnect = lambda *a: self.connected.clear()
         client.on_message = self._on_message
@@ -80,6 +86,8 @@ class Hub:
 
     def stop(self) -> None:
         if self._client is not None:
+            if self.cfg.hub.publisher and self.connected.is_set():  # gone on purpose: gates take the care watch back
+                self._client.publish(f"{self.base}/hub/state", b"", qos=1, retain=True).wait_for_publish(5)
             self._client.disconnect()
             self._client.loop_stop()
             self._client = None
@@ -97,6 +105,8 @@ class Hub:
                 try:
                     if self.cfg.hub.publisher:
                         self.step()
+                        self._heartbeat()
+                    self._watch()
                 except HubDbError as exc:
                     log.error("database: %s; retrying", exc)
                 stop.wait(STEP_S)
@@ -132,6 +142,22 @@ class Hub:
                 self.counts["snapshots"] += 1
                 log.info("snapshot version %s (%d chunks) sent to %s", self.register.version, len(chunks), gate)
 
+    def _heartbeat(self) -> None:
+        """The signed, retained hub state every state_interval_s (gates leave the care watch to the hub)."""
+        now = time.monotonic()
+        if now < self._next_state or not self.connected.is_set():
+            return
+        self._next_state = now + self.cfg.hub.state_interval_s
+        doc = {"schema": HUB_STATE_SCHEMA, "community": self.community, "ts": ts_text(self.clock()),
+               "version": self.register.version, "care_watch": True, "interval_s": self.cfg.hub.state_interval_s}
+        self._publish(f"{self.base}/hub/state", json.dumps(self.key.sign(doc)).encode(), retain=True)
+
+    def _watch(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_watch:
+            self._next_watch = now + self.cfg.hub.watch_interval_s
+            self.watch.check()
+
     def _publish(self, topic: str, payload: bytes, retain: bool = False, expiry_s: int | None = None) -> None:
         assert self._client is not None
         props = None
@@ -148,7 +174,8 @@ class Hub:
             log.error("the broker refused the hub: %s", rc)
             return
         share = f"$share/{self.cfg.hub.shared_group}/" if self.cfg.hub.shared_group else ""
-        client.subscribe([(f"{share}{self.base}/+/{t}", 1) for t in ("whitelist/ack", "events", "alarms", "state")])
+        client.subscribe([(f"{share}{self.base}/+/{t}", 1)
+                          for t in ("whitelist/ack", "events", "alarms", "state", "available")])
         self.connected.set()
         log.info("hub connected to %s", self.cfg.mqtt.url)
 
@@ -172,6 +199,13 @@ class Hub:
         if not topic.startswith(head) or not payload:
             return
         gate, _, kind = topic[len(head):].partition("/")
+        if gate == "hub":
+            return
+        if kind == "available":  # plain text and unsigned (the broker writes `offline`): a hint for the board
+            text = payload.decode("utf-8", "replace")[:16]
+            if self.db.one("SELECT gate_id FROM gates WHERE gate_id = ?", (gate,)) is not None:
+                self._seen(gate, "available", text)
+            return
         doc = self._verified(gate, kind, payload)
         if doc is None:
             return
@@ -192,7 +226,16 @@ class Hub:
             self.counts["alarms"] += 1
         elif kind == "state":
             self.states[gate] = doc
+            self._seen(gate, "state", json.dumps(doc, ensure_ascii=False))
             self.counts["states"] += 1
+
+    def _seen(self, gate: str, what: str, value: str) -> None:
+        now = ts_text(self.clock())
+        with self.db.tx():
+            if self.db.one("SELECT gate_id FROM gate_seen WHERE gate_id = ?", (gate,)) is None:
+                self.db.execute("INSERT INTO gate_seen (gate_id) VALUES (?)", (gate,))
+            column = "available" if what == "available" else "state"
+            self.db.execute(f"UPDATE gate_seen SET {column} = ?, {column}_at = ? WHERE gate_id = ?", (value, now, gate))
 
     def _verified(self, gate: str, kind: str, payload: bytes) -> JsonDict | None:
         row = self.db.one("SELECT public_key FROM gates WHERE gate_id = ?", (gate,))
@@ -230,13 +273,5 @@ class Hub:
     # ------------------------------------------------------------------------------------ status
 
     def gate_status(self) -> list[JsonDict]:
-        """Per registered gate: the version it acknowledged, how, when."""
-        acks = {r[0]: r for r in self.db.rows("SELECT gate_id, version, kind, status, code, need_snapshot, ts "
-                                              "FROM gate_acks")}
-        out = []
-        for g in self.register.gates():
-            a = acks.get(g["gate_id"])
-            out.append({"gate_id": g["gate_id"], "acked_version": a[1] if a else None,
-                        "last_ack": None if a is None else {"kind": a[2], "status": a[3], "code": a[4],
-                                                            "need_snapshot": bool(a[5]), "ts": a[6]}})
-        return out
+        """The gate board (edge.hub.queries.board)."""
+        return board(self.db)

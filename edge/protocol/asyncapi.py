@@ -26,6 +26,9 @@ CHANNELS: tuple[tuple[str, str, str, str, int, bool, str], ...] = (
      "Signed deltas for every gate; the latest is retained (with a message expiry) for gates offline."),
     ("communityCurrent", "{prefix}/{community}/whitelist/current", "whitelist-current", "admin", 1, True,
      "Unsigned pointer to the newest version."),
+    ("hubState", "{prefix}/{community}/hub/state", "hub-state", "admin", 1, True,
+     "The community hub's signed heartbeat (every 30 s; cleared by its last will): gates leave the care "
+     "watch to it while it is fresh."),
     ("gateSnapshot", "{prefix}/{community}/{gate}/whitelist/snapshot", "whitelist-snapshot", "admin", 1, False,
      "Signed snapshot chunks for one gate (the answer to its request)."),
     ("gateDelta", "{prefix}/{community}/{gate}/whitelist/delta", "whitelist-delta", "admin", 1, False,

@@ -16,6 +16,7 @@ ALARM_SCHEMA = "edge-gate/alarm/2"
 STATE_SCHEMA = "edge-gate/state/2"
 ACK_SCHEMA = "edge-gate/whitelist-ack/2"
 CURRENT_SCHEMA = "edge-gate/whitelist-current/2"
+HUB_STATE_SCHEMA = "edge-gate/hub-state/2"
 V1_SCHEMAS = {"edge-gate/event/1": EVENT_SCHEMA, "edge-gate/alarm/1": ALARM_SCHEMA}  # rows queued by a v1 gate
 LEVEL = r"^[A-Za-z0-9_.-]{1,64}$"
 ReasonCode = Literal["ok", "unknown_face", "not_enrolled", "invalid_input", "spoof_suspected", "liveness_unavailable",
@@ -266,3 +267,19 @@ class WhitelistCurrent(Doc):
     schema_: Literal["edge-gate/whitelist-current/2"] = Field(alias="schema")
     version: int = Field(ge=1)
     issued_at: datetime | None = None
+
+
+class HubState(Doc):
+    """Retained on `{prefix}/{community}/hub/state` by the community hub, signed by its admin key, every 30 s
+    (cleared when the hub goes away). While a fresh one says `care_watch`, gates leave the care-watch
+    alarm to the hub (one alarm for the community) and raise their own only when it is gone."""
+
+    schema_: Literal["edge-gate/hub-state/2"] = Field(alias="schema")
+    community: str = Field(pattern=LEVEL)
+    ts: datetime
+    version: int = Field(ge=0, description="The register's whitelist version.")
+    care_watch: bool = Field(description="The hub raises the community's care-watch alarms.")
+    interval_s: float = Field(gt=0, description="How often the hub republishes this; stale after 3 times it.")
+    signature: Signature
+
+    _ts = field_validator("ts")(_aware)

@@ -10,12 +10,19 @@ from typing import Any
 from pydantic import BaseModel
 
 from edge.protocol.messages import Delta, SnapshotChunk
-from edge.protocol.payloads import AlarmMessage, EventMessage, StateMessage, WhitelistAck, WhitelistCurrent
+from edge.protocol.payloads import (
+    AlarmMessage,
+    EventMessage,
+    HubState,
+    StateMessage,
+    WhitelistAck,
+    WhitelistCurrent,
+)
 
 DOCUMENTS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("whitelist-snapshot", SnapshotChunk), ("whitelist-delta", Delta), ("event", EventMessage),
     ("alarm", AlarmMessage), ("state", StateMessage), ("whitelist-ack", WhitelistAck),
-    ("whitelist-current", WhitelistCurrent))
+    ("whitelist-current", WhitelistCurrent), ("hub-state", HubState))
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:

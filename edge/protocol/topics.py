@@ -22,7 +22,7 @@ class Topics:
     def __post_init__(self) -> None:
         for name in ("community", "gate"):
             value = getattr(self, name)
-            if not value or any(c in value for c in "/+#") or value == "whitelist":
+            if not value or any(c in value for c in "/+#") or value in ("whitelist", "hub"):
                 raise ValueError(f"{name} {value!r} cannot be an MQTT topic level")
 
     @property
@@ -61,6 +61,11 @@ class Topics:
     def whitelist_push(self) -> list[str]:
         """Admin pushes this gate takes: the community's and its own snapshot and delta topics."""
         return [f"{b}/whitelist/{k}" for b in (self.community_base, self.base) for k in ("snapshot", "delta")]
+
+    @property
+    def hub_state(self) -> str:
+        """The community hub's signed heartbeat."""
+        return f"{self.community_base}/hub/state"
 
     @property
     def whitelist_current(self) -> str:

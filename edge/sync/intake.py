@@ -26,7 +26,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from pydantic import ValidationError
 
-from edge.protocol.payloads import EventMessage
+from edge.protocol.payloads import EventMessage, HubState
 from edge.protocol.signing import SignatureError, verify
 from edge.protocol.topics import Topics
 from edge.sync.members import MemberGates
@@ -73,7 +73,8 @@ class Intake:
                  on_peer_event: Callable[[JsonDict], None] | None = None,
                  members: MemberGates | None = None, alarm: AlarmSink | None = None,
                  max_clock_skew_s: float = 120.0, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 capacity: int = INTAKE_QUEUE) -> None:
+                 capacity: int = INTAKE_QUEUE, on_hub_state: Callable[[HubState | None], None] | None = None,
+                 hub_keys: list[Any] | None = None) -> None:
         self.topics = topics
         self._stats = stats
         self._publish_ack = publish_ack
@@ -84,6 +85,8 @@ class Intake:
         self._skew = timedelta(seconds=max_clock_skew_s)
         self._clock = clock
         self._capacity = capacity
+        self._on_hub_state = on_hub_state
+        self._hub_keys = list(hub_keys or [])
         self._items: deque[_Item] = deque()
         self._cond = threading.Condition()
         self._closed = False
@@ -110,6 +113,8 @@ class Intake:
         first: list[tuple[str, Any]] = [(t, 1) for t in self.topics.whitelist_push] if self._whitelist else []
         if self._on_peer_event is not None:
             first.append((self.topics.peer_events, SubscribeOptions(qos=1, noLocal=True) if v5 else 1))
+        if self._on_hub_state is not None:
+            first.append((self.topics.hub_state, 1))
         packets = [first] if first else []
         if self._whitelist is not None:
             packets.append([(self.topics.whitelist_current, 1)])
@@ -122,13 +127,15 @@ class Intake:
         topic = msg.topic
         if topic == self.topics.whitelist_current:
             kind = "current"
+        elif topic == self.topics.hub_state:
+            kind = "hub"
         elif topic in self.topics.whitelist_push:
             kind = "push"
         elif topic.endswith("/events") and self.topics.gate_of(topic) not in (None, self.topics.gate):
             kind = "peer"
         else:
             return
-        if not msg.payload and kind != "peer":  # an admin cleared a retained message: nothing to handle
+        if not msg.payload and kind not in ("peer", "hub"):  # a cleared retained message: nothing to handle
             return
         item = _Item(kind, topic, bytes(msg.payload), bool(msg.retain))
         with self._cond:
@@ -186,6 +193,8 @@ class Intake:
                     self._tick()
                 elif item.kind == "peer":
                     self.peer_event(item.topic, item.payload)
+                elif item.kind == "hub":
+                    self.hub_state(item.payload)
                 else:
                     assert self._whitelist is not None
                     self._stats.count("pushes")
@@ -202,6 +211,26 @@ class Intake:
         if self._whitelist is not None:
             for ack in self._whitelist.tick():
                 self._publish_ack(ack)
+
+    def hub_state(self, payload: bytes) -> None:
+        """The hub's heartbeat: handed on when signed by an admin key; an empty payload (the hub's last
+        will cleared it) hands on None."""
+        if self._on_hub_state is None:
+            return
+        if not payload:
+            self._on_hub_state(None)
+            return
+        try:
+            data = json.loads(payload)
+            state = HubState.model_validate(data)
+            verify(data, self._hub_keys)
+        except (ValueError, ValidationError, SignatureError) as exc:
+            log.error("hub state refused: %s", str(exc).splitlines()[0][:300])
+            return
+        if state.community != self.topics.community:
+            log.error("hub state for community %s refused", state.community)
+            return
+        self._on_hub_state(state)
 
     def peer_event(self, topic: str, payload: bytes) -> None:
         """Check one peer gate's passage event and hand it on; anything not from a member gate, not

@@ -48,7 +48,7 @@ class MqttSync:
                  state: Callable[[], JsonDict] | None = None, whitelist: WhitelistHandler | None = None,
                  on_peer_event: Callable[[JsonDict], None] | None = None, password: str | None = None,
                  key: SigningKey | None = None, members: MemberGates | None = None,
-                 alarm: AlarmSink | None = None) -> None:
+                 alarm: AlarmSink | None = None, on_hub_state: Callable[[Any], None] | None = None) -> None:
         """`key`: the gate's own key, which signs everything it publishes (edge.sync.identity); without
         one a key made for this process only is used (its peers will not know it: tools and tests)."""
         self.cfg = cfg
@@ -65,7 +65,8 @@ class MqttSync:
         self.outbox = OutboxDrainer(cfg, store, self.topics, self.stats, self._stop, key)
         self.intake = Intake(self.topics, self.stats, self.publish_ack, whitelist=whitelist,
                              on_peer_event=on_peer_event, members=members, alarm=alarm,
-                             max_clock_skew_s=cfg.max_clock_skew_s)
+                             max_clock_skew_s=cfg.max_clock_skew_s, on_hub_state=on_hub_state,
+                             hub_keys=cfg.trusted_keys())
         self.link = Link(cfg, self.topics, self.stats, self._stop, outbox=self.outbox, intake=self.intake,
                          state_payload=self._state_payload,
                          password=password if password is not None else cfg.password())

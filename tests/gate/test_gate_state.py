@@ -14,6 +14,7 @@ from gate_helpers import camera_of, codes, demo_root, gate_config, run_until
 from edge.config import load_config
 from edge.gate import Gate
 from edge.lane import Outcome
+from edge.protocol.payloads import HUB_STATE_SCHEMA, HubState
 from edge.records import ts_text
 from edge.store import Passage, PersonRecord, Store
 
@@ -90,7 +91,8 @@ def test_anti_passback_survives_a_restart(prepared: Path, tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
-def test_care_watch_alarms_once_for_a_resident_not_seen_for_too_long(prepared: Path, tmp_path: Path) -> None:
+def _care_gate(prepared: Path, tmp_path: Path) -> tuple[Gate, Path, list[dict[str, object]]]:
+    """A gate where R002 (care watch 2 h) was last seen 3 h ago and R004 20 min ago; its alarms as seen."""
     cfg = load_config(gate_config(prepared, tmp_path, camera_of(prepared, tmp_path, None)))
     db = cfg.gate.data_dir / "gate.db"
     now = datetime.now(UTC)
@@ -102,20 +104,50 @@ def test_care_watch_alarms_once_for_a_resident_not_seen_for_too_long(prepared: P
                                              updated_at=now - timedelta(days=1)))
             store.record_passage(Passage(pid, seen, "north-2", "in"))
     gate = Gate(cfg)
-    seen: list[dict[str, object]] = []
-    gate.subscribe(lambda kind, payload: seen.append(payload) if kind == "alarm" else None)
+    alarms: list[dict[str, object]] = []
+    gate.subscribe(lambda kind, payload: alarms.append(payload) if kind == "alarm" else None)
+    return gate, db, alarms
+
+
+def _care_passes(gate: Gate, n: int = 3) -> None:
     passes = 0
 
-    def three_passes() -> bool:  # the care watch runs in the first pass, then is forced twice more
+    def enough() -> bool:  # the care watch runs in the first pass, then is forced again
         nonlocal passes
         passes += 1
         gate._last_care_check = float("-inf")
-        return passes > 3
+        return passes > n
+    run_until(gate, enough)
 
-    run_until(gate, three_passes)
+
+def test_care_watch_alarms_once_for_a_resident_not_seen_for_too_long(prepared: Path, tmp_path: Path) -> None:
+    gate, db, seen = _care_gate(prepared, tmp_path)
+    _care_passes(gate)
     care = [a for a in seen if a["kind"] == "care_watch"]
     assert [a["person_id"] for a in care] == ["R002"], care  # once, and not for R004 (seen 20 min ago)
     assert "Li Na (B2-301) has not passed a gate for over 2 h" in str(care[0]["message"])
     with Store.open(db) as store:
         stored = store.alarms(kind="care_watch")
     assert [a.person_id for a in stored] == ["R002"]
+
+
+def test_care_watch_is_left_to_a_fresh_hub_and_taken_back_when_it_goes(prepared: Path, tmp_path: Path) -> None:
+    gate, _db, seen = _care_gate(prepared, tmp_path)
+    hub = HubState.model_validate({"schema": HUB_STATE_SCHEMA, "community": "c", "ts": datetime.now(UTC),
+                                   "version": 3, "care_watch": True, "interval_s": 30.0,
+                                   "signature": {"alg": "ed25519", "key_id": "0" * 16, "value": ""}})
+    gate._hub_state(hub)  # as the intake hands it on once its signature verified
+    passes = 0
+    quiet: list[object] = []
+
+    def script() -> bool:
+        nonlocal passes
+        passes += 1
+        gate._last_care_check = float("-inf")
+        if passes == 4:  # three care checks with a fresh hub: the hub raises it, once for the community
+            quiet.extend(a for a in seen if a["kind"] == "care_watch")
+            gate._hub_state(None)  # the hub's last will cleared its state: this gate takes the watch back
+        return passes > 6
+    run_until(gate, script)
+    assert quiet == []
+    assert [a["person_id"] for a in seen if a["kind"] == "care_watch"] == ["R002"]
