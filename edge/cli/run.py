@@ -42,6 +42,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from edge.demo_scene import add_demo_guard, prepare_demo
     from edge.gate import Gate
 
+    if args.community:
+        from edge.community_demo import run as run_community
+
+        return run_community(args.seconds)
     if args.config is None:
         args.config = str(Path(__file__).resolve().parents[2] / "config" / "demo.toml")
     cfg = load(args)
@@ -110,6 +114,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     demo.add_argument("--seconds", type=float, default=None)
     demo.add_argument("--mqtt", help="connect the demo gate to this broker (mqtt://host:port)")
     demo.add_argument("--admin-pubkey", help="file with an admin public key (from `gate admin keygen`)")
+    demo.add_argument("--community", action="store_true", help="the community demo: a broker, the hub and two "
+                      "gates (entry, exit) with empty whitelists that learn everyone from the hub; data in "
+                      ".demo/community/")
     demo.set_defaults(func=cmd_demo)
 
     events = with_config(sub.add_parser("events", help="list recorded events (oldest first)"))
