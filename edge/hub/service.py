@@ -25,12 +25,13 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.hub.config import HubConfig
 from edge.hub.db import HubDatabase, HubDbError
+from edge.hub.ingest import GateKeys, Ingest, store, verified
 from edge.hub.messages import delta_payload, snapshot_payloads
 from edge.hub.queries import board
 from edge.hub.register import Register
 from edge.hub.watch import Watch
 from edge.protocol.payloads import CURRENT_SCHEMA, HUB_STATE_SCHEMA
-from edge.protocol.signing import SignatureError, SigningKey, parse_public_key, verify
+from edge.protocol.signing import SignatureError, SigningKey
 from edge.records import ts_text
 from edge.sync.client import make_client
 
@@ -46,6 +47,7 @@ class Hub:
         self.db = db
         self.register = Register(db, clock)
         self.watch = Watch(db, gate_silent_after_s=cfg.hub.gate_silent_after_s, clock=clock)
+        self.keys = GateKeys(db)
         self.key = key
         self.clock = clock
         self.prefix = cfg.mqtt.topic_prefix
@@ -61,6 +63,7 @@ class Hub:
         self.connected = threading.Event()
         self._client: mqtt.Client | None = None
         self._db_down = False  # a message could not be stored: not acknowledged, redelivered after a reconnect
+        self.ingest = Ingest(db, cfg.hub.instance, self._database_down, self.counts)
         self._next_state = 0.0
         self._next_watch = 0.0
 
@@ -81,6 +84,7 @@ class Hub:
                                  clean_start=False, properties=props)
         else:
             client.connect_async(self.cfg.mqtt.host, self.cfg.mqtt.port, keepalive=self.cfg.mqtt.keepalive_s)
+        self.ingest.start()
         client.loop_start()
         self._client = client
 
@@ -91,6 +95,7 @@ class Hub:
             self._client.disconnect()
             self._client.loop_stop()
             self._client = None
+        self.ingest.stop()
 
     def run(self, stop: threading.Event) -> None:
         """Publish changes and snapshots until `stop` is set; a database that fails is logged and retried."""
@@ -183,51 +188,50 @@ class Hub:
         """Acknowledged (PUBACK) once stored, or once judged not worth storing; never while the database
         refuses it: the broker keeps it in the hub's session and sends it again after a reconnect."""
         try:
-            self.handle(msg.topic, bytes(msg.payload))
+            if self.handle(msg.topic, bytes(msg.payload), ack=lambda: client.ack(msg.mid, msg.qos)):
+                return  # the writer acknowledges it once stored
         except HubDbError as exc:
-            if not self._db_down:
-                log.error("database: %s; not acknowledging messages until it is back", exc)
-            self._db_down = True
+            self._database_down(exc)
             return
         except Exception:  # bad input must never stop the hub
             log.exception("message on %s failed", msg.topic)
         client.ack(msg.mid, msg.qos)
 
-    def handle(self, topic: str, payload: bytes) -> None:
-        """One message from a gate (the MQTT thread, or a test)."""
+    def _database_down(self, exc: HubDbError) -> None:
+        if not self._db_down:
+            log.error("database: %s; not acknowledging messages until it is back", exc)
+        self._db_down = True
+
+    def handle(self, topic: str, payload: bytes, ack: Callable[[], object] | None = None) -> bool:
+        """One message from a gate (the MQTT thread, or a test). With `ack`, events and alarms go to the
+        batched writer, which calls `ack` once they are stored; returns True when it took the ack."""
         head = self.base + "/"
         if not topic.startswith(head) or not payload:
-            return
+            return False
         gate, _, kind = topic[len(head):].partition("/")
         if gate == "hub":
-            return
+            return False
         if kind == "available":  # plain text and unsigned (the broker writes `offline`): a hint for the board
             text = payload.decode("utf-8", "replace")[:16]
-            if self.db.one("SELECT gate_id FROM gates WHERE gate_id = ?", (gate,)) is not None:
+            if self.keys.get(gate) is not None:
                 self._seen(gate, "available", text)
-            return
+            return False
         doc = self._verified(gate, kind, payload)
         if doc is None:
-            return
+            return False
         if kind == "whitelist/ack":
             self._ack(gate, doc)
-        elif kind == "events":
-            with self.db.tx():
-                self.db.execute("INSERT INTO events (event_id, gate_id, ts, person_id, decision, body, stored_by) "
-                                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
-                                (doc["event_id"], gate, doc["ts"], doc.get("person_id"), doc["decision"],
-                                 json.dumps(doc, ensure_ascii=False), self.cfg.hub.instance))
-            self.counts["events"] += 1
-        elif kind == "alarms":
-            with self.db.tx():
-                self.db.execute("INSERT INTO alarms (id, gate_id, ts, kind, body) VALUES (?, ?, ?, ?, ?) "
-                                "ON CONFLICT (id) DO NOTHING",
-                                (doc["id"], gate, doc["ts"], doc["kind"], json.dumps(doc, ensure_ascii=False)))
-            self.counts["alarms"] += 1
+        elif kind in ("events", "alarms"):
+            if ack is not None:
+                self.ingest.offer(kind, gate, doc, ack)
+                return True
+            store(self.db, [(kind, gate, doc)], self.cfg.hub.instance)
+            self.counts[kind] += 1
         elif kind == "state":
             self.states[gate] = doc
             self._seen(gate, "state", json.dumps(doc, ensure_ascii=False))
             self.counts["states"] += 1
+        return False
 
     def _seen(self, gate: str, what: str, value: str) -> None:
         now = ts_text(self.clock())
@@ -238,22 +242,12 @@ class Hub:
             self.db.execute(f"UPDATE gate_seen SET {column} = ?, {column}_at = ? WHERE gate_id = ?", (value, now, gate))
 
     def _verified(self, gate: str, kind: str, payload: bytes) -> JsonDict | None:
-        row = self.db.one("SELECT public_key FROM gates WHERE gate_id = ?", (gate,))
         try:
-            doc = json.loads(payload)
-            if row is None:
-                raise SignatureError(f"gate {gate} is not in the register")
-            if not isinstance(doc, dict):
-                raise SignatureError("not a JSON object")
-            named = doc.get("gate", doc.get("gate_id", gate))
-            if named != gate:
-                raise SignatureError(f"names gate {named!r}")
-            verify(doc, [parse_public_key(row[0])])
-        except (ValueError, SignatureError) as exc:  # JSONDecodeError is a ValueError
+            return verified(self.keys, gate, payload)
+        except (ValueError, SignatureError) as exc:
             self.counts["unverified"] += 1
             log.warning("%s message on gate %s's topic ignored: %s", kind, gate, exc)
             return None
-        return doc
 
     def _ack(self, gate: str, ack: JsonDict) -> None:
         self.counts["acks"] += 1
