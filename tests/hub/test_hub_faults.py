@@ -125,3 +125,60 @@ def test_two_hub_processes_share_the_events_and_store_each_once(broker: Mosquitt
         for p in procs:
             p.wait(30)
     assert all(p.returncode == 0 for p in procs), errors[-5:]
+
+
+def test_a_hub_killed_mid_snapshot_restarts_and_the_gate_converges(broker: Mosquitto, tmp_path: Path) -> None:
+    import signal as sig
+
+    from edge.config.mqtt import MqttConfig
+    from edge.store import Store
+    from edge.sync.mqtt import MqttSync
+    from edge.sync.whitelist import WhitelistApplier
+    from tests.hub.test_register import MODEL, person
+    from tests.sync.sync_helpers import Subscriber
+
+    admin, north = AdminKey.generate(), SigningKey.generate()
+    admin.save(tmp_path / "admin.pem")
+    url = str(tmp_path / "hub.db")
+    with HubDatabase.open(url) as db:
+        reg = Register(db)
+        reg.set_gate("north-1", north.public_text, "admin")
+        for start in range(0, 12_000, 3000):  # three snapshot chunks of at most 5,000
+            reg.upsert([person(f"R{i:05d}", i) for i in range(start, start + 3000)], "admin")
+        version = reg.version
+    cfg = tmp_path / "hub.toml"
+    cfg.write_text(f'[hub]\ncommunity = "maple"\ndata_dir = "{tmp_path}"\nadmin_key_file = "{tmp_path / "admin.pem"}"\n'
+                   f'snapshot_min_interval_s = 0\n[mqtt]\nurl = "{broker.url}"\n')
+    env = {k: v for k, v in os.environ.items() if k != "CREDENTIALS_DIRECTORY"}
+
+    def start_hub() -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, "-m", "edge", "hub", "run", "--config", str(cfg)], cwd=REPO,
+                                env=env, text=True, stderr=subprocess.DEVNULL)
+
+    snap, current = "edge-gate/maple/north-1/whitelist/snapshot", "edge-gate/maple/whitelist/current"
+    chunks = Subscriber(broker.port, [snap, current], client_id="chunk-watch")
+    store = Store.open(tmp_path / "gate.sqlite")
+    gcfg = MqttConfig(enabled=True, url=broker.url, reconnect_min_s=0.1, admin_public_keys=[admin.public_text],
+                      snapshot_chunk_timeout_s=3, snapshot_reask_min_s=1, snapshot_reask_max_s=2)
+    wl = WhitelistApplier(store, None, MODEL, gcfg.trusted_keys(), community="maple", gate_id="north-1",
+                          snapshot_chunk_timeout_s=3)
+    sync = MqttSync(gcfg, store, gate_id="north-1", community="maple", whitelist=wl, key=north)
+    hub = start_hub()
+    try:
+        wait_until(lambda: any(json.loads(p)["version"] == version for p in chunks.on(current)), 120,
+                   "every change published before the gate comes")
+        sync.start()  # at version 0, the retained delta does not build on it: it asks; the hub sends chunks
+        wait_until(lambda: len(chunks.on(snap)) >= 1, 120, "the first chunk")
+        hub.send_signal(sig.SIGKILL)  # mid-snapshot
+        hub.wait(10)
+        got = len(chunks.on(snap))
+        hub = start_hub()
+        wait_until(lambda: wl.version == version, 180, "the gate converged on the restarted hub's snapshot")
+        assert store.count_persons() == 12_000
+        print(f"killed after {got} chunk(s) of 3; converged at version {version}")
+    finally:
+        sync.stop()
+        store.close()
+        chunks.close()
+        hub.terminate()
+        hub.wait(30)
