@@ -101,7 +101,21 @@ def _register(hub_dir: Path) -> tuple[str, list[str]]:
     return key.public_text, [e["id"] for e in entries]
 
 
-SHOWN = (" GRANT ", " DENY ", " WARNING ", " ERROR ", "snapshot", "hub connected", "whitelist version")
+SHOWN = (" GRANT ", " DENY ", " WARNING ", " ERROR ", "snapshot", "hub connected", "whitelist version", "hub page")
+
+
+def _office_account(hub_dir: Path) -> str:
+    """An `office` account for the hub's page with a fresh random password (stored only as a hash)."""
+    import secrets
+
+    from edge.hub.config import load_hub_config
+    from edge.hub.db import HubDatabase
+    from edge.hub.web import add_account
+
+    password = secrets.token_urlsafe(12)
+    with HubDatabase.open(load_hub_config(hub_dir / "hub.toml").database_url) as db:
+        add_account(db, "office", "office", password)
+    return password
 
 
 def _pump(name: str, stream: IO[str]) -> None:
@@ -126,8 +140,10 @@ def run(seconds: float | None) -> int:
     try:
         (ROOT / "hub" / "hub.toml").write_text(
             f'[hub]\ncommunity = "{COMMUNITY}"\ndata_dir = "{ROOT / "hub"}"\nstate_interval_s = 10\n'
+            f'web_port = 0\nweb_language = "en"\n'
             f'[mqtt]\nurl = "{broker.url}"\n', encoding="utf-8")
         admin_pub, people = _register(ROOT / "hub")
+        password = _office_account(ROOT / "hub")
         for name, direction in GATES:
             (ROOT / name / "gate.toml").write_text(_gate_toml(name, direction, broker.url, admin_pub), encoding="utf-8")
         print(f"community demo: broker {broker.url}; the hub's register holds {', '.join(people)}; gates "
@@ -143,6 +159,8 @@ def run(seconds: float | None) -> int:
             assert proc.stdout is not None
             threading.Thread(target=_pump, args=(name, proc.stdout), daemon=True).start()
         print(f"the archive: gate hub events --data-dir {ROOT / 'hub'} --json   (Ctrl-C stops the demo)", flush=True)
+        print(f"the hub's page: the URL the hub prints below; sign in as office / {password} (an account of this "
+              "demo's data only)", flush=True)
         stop = threading.Event()
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -86,11 +86,80 @@ def cmd_run(args: argparse.Namespace) -> int:
     from edge.hub.service import Hub
 
     cfg = _config(args)
-    hub = Hub(cfg, _db(cfg), _admin_key(cfg, create=False))
+    db = _db(cfg)
+    hub = Hub(cfg, db, _admin_key(cfg, create=False))
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    hub.run(stop)
+    server = _start_page(cfg, db) if cfg.hub.web_port >= 0 else None
+    try:
+        hub.run(stop)
+    finally:
+        if server is not None:
+            server.should_exit = True
+    return 0
+
+
+def _start_page(cfg: HubConfig, db: HubDatabase) -> Any:
+    """The admin page on its own thread (uvicorn); prints its URL."""
+    import logging
+    import time
+
+    import uvicorn
+
+    from edge.hub.web import HubWeb, create_hub_app
+
+    engine: list[Any] = []
+
+    def embed(photo: bytes) -> list[float]:
+        from edge.config.vision import VisionSection
+        from edge.vision import FaceEngine
+        from edge.vision.image import ImageError, decode_image
+
+        if not engine:
+            engine.append(FaceEngine(VisionSection()))
+        try:
+            faces = engine[0].analyze(decode_image(photo, "the uploaded photo"))
+        except ImageError as exc:
+            raise ValueError(str(exc)) from exc
+        if not faces:
+            raise ValueError("no face found in the photo")
+        if faces[0].quality is not None and not faces[0].quality.ok:
+            raise ValueError(f"face quality too low ({', '.join(faces[0].quality.reasons)})")
+        return [float(x) for x in faces[0].embedding]
+
+    app = create_hub_app(HubWeb(db, embed, language=cfg.hub.web_language))
+    server = uvicorn.Server(uvicorn.Config(app, host=cfg.hub.web_host, port=cfg.hub.web_port, log_level="warning",
+                                           access_log=False, server_header=False))
+    threading.Thread(target=server.run, name="hub-web", daemon=True).start()
+    deadline = time.monotonic() + 15
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    port = next((s.getsockname()[1] for srv in getattr(server, "servers", []) for s in srv.sockets), cfg.hub.web_port)
+    logging.getLogger("edge.hub").info("hub page on http://%s:%s/", cfg.hub.web_host, port)
+    return server
+
+
+def cmd_account(args: argparse.Namespace) -> int:
+    import os
+
+    from edge.hub.web import add_account, disable_account
+
+    db = _db(_config(args))
+    if args.disable:
+        if not disable_account(db, args.name):
+            raise _Fail(f"no account {args.name}")
+        print(f"account {args.name} disabled (its sessions end at once)", file=sys.stderr)
+        return 0
+    password = os.environ.get(args.password_env or "", "")
+    if not password:
+        raise _Fail("give the password in an environment variable: --password-env NAME "
+                    f"({args.password_env or 'unset'} is empty)")
+    try:
+        add_account(db, args.name, args.role, password)
+    except ValueError as exc:
+        raise _Fail(str(exc)) from exc
+    print(f"account {args.name} ({args.role}) ready", file=sys.stderr)
     return 0
 
 
@@ -295,6 +364,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
     cmd(hsub, "init", cmd_init, "make the database and the admin key; print the key for the gates")
     cmd(hsub, "run", cmd_run, "run the hub (systemd: edge-gate-hub.service)")
+    acc = cmd(hsub, "account", cmd_account, "an account of the admin page (argon2; roles admin, office)")
+    acc.add_argument("name")
+    acc.add_argument("--role", choices=("admin", "office"), default="office")
+    acc.add_argument("--password-env", help="environment variable holding the password (10+ characters)")
+    acc.add_argument("--disable", action="store_true", help="disable the account; its sessions end at once")
     cmd(hsub, "status", cmd_status, "the gate board: availability, last state, version acked, last event")
     ev = cmd(hsub, "events", cmd_events, "the archived events of every gate")
     ev.add_argument("--gate")

@@ -38,6 +38,10 @@ class HubSection(Section):
                                        "event, online) for this long raises a gate_silent alarm at the hub.")
     watch_interval_s: float = Field(30.0, ge=0.1, le=3600, description="How often care watch and silent gates "
                                     "are checked.")
+    web_port: int = Field(-1, ge=-1, le=65535, description="The admin page's port (-1: no page; 0: any free "
+                          "port, printed at start).")
+    web_host: str = Field("127.0.0.1", description="Where the admin page listens (put TLS in front of it).")
+    web_language: str = Field("zh-CN", pattern=r"^(zh-CN|en)$", description="The page's default language.")
     session_expiry_s: int = Field(3600, ge=0, le=7 * 86400, description="The broker keeps the hub's session "
                                   "(and what it has not acknowledged) this long while the hub is away.")
 

@@ -37,6 +37,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "person_id TEXT, details TEXT NOT NULL, open_key TEXT, acknowledged_by TEXT, acknowledged_at TEXT)",
         "CREATE INDEX hub_alarms_open ON hub_alarms (open_key)",
     ),
+    (  # 3: the admin page's accounts
+        "CREATE TABLE accounts (name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL, "
+        "disabled INTEGER NOT NULL, created_at TEXT NOT NULL)",
+    ),
 )
 
 
@@ -60,6 +64,7 @@ class HubDatabase:
         self.where = where
         self._url = url
         self._broken = False  # PostgreSQL went away: reconnect before the next statement
+        self._depth = 0  # inside tx(): reads are part of the transaction (never committed on their own)
         self._lock = threading.RLock()
 
     @classmethod
@@ -110,11 +115,17 @@ class HubDatabase:
     def tx(self) -> Iterator[HubDatabase]:
         """One transaction: committed at the end of the block, rolled back on an exception."""
         with self._lock:
+            if self._depth:  # nested: part of the outer transaction
+                yield self
+                return
             self._ready()
+            self._depth += 1
             try:
                 yield self
+                self._depth -= 1
                 self._conn.commit()
             except BaseException as exc:
+                self._depth = 0
                 with contextlib.suppress(Exception):
                     self._conn.rollback()
                 if isinstance(exc, Exception) and not isinstance(exc, HubDbError):
@@ -140,12 +151,12 @@ class HubDatabase:
             try:
                 cur = self._conn.execute(self._sql(sql), tuple(params))
                 out = [tuple(r) for r in cur.fetchall()]
-                if self.kind == "postgresql":
-                    self._conn.commit()  # a read ends its transaction (no idle transaction held)
+                if self.kind == "postgresql" and not self._depth:
+                    self._conn.commit()  # a read outside tx() ends its transaction (no idle transaction held)
                 return out
             except Exception as exc:
                 self._failed(exc)
-                if self.kind == "postgresql":
+                if self.kind == "postgresql" and not self._depth:
                     with contextlib.suppress(Exception):
                         self._conn.rollback()
                 raise HubDbError(f"the database refused a read: {' '.join(str(exc).split())}") from exc

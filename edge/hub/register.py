@@ -182,5 +182,12 @@ class Register:
         now = ts_text(self.clock())
         self.db.execute("INSERT INTO changes (version, body, created_at) VALUES (?, ?, ?)",
                         (version, json.dumps(body, ensure_ascii=False), now))
-        self.db.execute("INSERT INTO audit (seq, ts, actor, action, details) VALUES (?, ?, ?, ?, ?)",
-                        (version, now, actor, action, json.dumps({**details, "version": version})))
+        audit_row(self.db, actor, action, {**details, "version": version}, now)
+
+
+def audit_row(db: HubDatabase, actor: str, action: str, details: JsonDict, ts: str | None = None) -> None:
+    """One audit row (inside the caller's transaction), numbered after the last."""
+    row = db.one("SELECT COALESCE(MAX(seq), 0) FROM audit")
+    db.execute("INSERT INTO audit (seq, ts, actor, action, details) VALUES (?, ?, ?, ?, ?)",
+               ((int(row[0]) if row else 0) + 1, ts or ts_text(datetime.now(UTC)), actor, action,
+                json.dumps(details, ensure_ascii=False)))

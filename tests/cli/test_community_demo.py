@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import threading
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
 from support.wait import wait_until
 
@@ -38,6 +40,18 @@ def test_the_community_demo_gates_learn_everyone_from_the_hub() -> None:
                    300, "both gates granting residents")
         assert proc.poll() is None, "".join(lines[-30:])
         assert any("empty whitelists" in line for line in lines)
+        text = "".join(lines)
+        page = re.search(r"hub page on (http://\S+?)/", text)
+        password = re.search(r"sign in as office / (\S+) ", text)
+        assert page and password, text[-2000:]
+        with httpx.Client(base_url=page.group(1), follow_redirects=False) as http:
+            token = re.search(r'name="csrf" value="([^"]+)"', http.get("/login").text)
+            assert token
+            signed_in = http.post("/login", data={"csrf": token.group(1), "name": "office",
+                                                  "password": password.group(1)})
+            assert signed_in.status_code == 303 and signed_in.headers["location"] == "/"
+            board = http.get("/")
+            assert board.status_code == 200 and "entry" in board.text and "exit" in board.text
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)
