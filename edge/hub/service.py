@@ -247,6 +247,11 @@ class Hub:
         except (ValueError, SignatureError) as exc:
             self.counts["unverified"] += 1
             log.warning("%s message on gate %s's topic ignored: %s", kind, gate, exc)
+            known = self.keys.get(gate) is not None
+            hour = self.clock().strftime("%Y-%m-%dT%H")
+            self.watch.raise_once("forged_message" if known else "unknown_gate",
+                                  f"{'forged' if known else 'unknown'}:{gate[:64]}:{hour if known else ''}",
+                                  {"topic_kind": kind, "reason": str(exc)[:200]}, gate=gate[:64])
             return None
 
     def _ack(self, gate: str, ack: JsonDict) -> None:

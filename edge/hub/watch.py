@@ -31,6 +31,11 @@ class Watch:
         """Raise what is due now; returns the alarms raised by this call."""
         return self._care() + self._silent()
 
+    def raise_once(self, kind: str, open_key: str, details: JsonDict, gate: str | None = None,
+                   person: str | None = None) -> JsonDict | None:
+        """An alarm, unless one with this `open_key` exists (then None)."""
+        return self._raise(kind, open_key, details, gate, person)
+
     def _raise(self, kind: str, open_key: str, details: JsonDict, gate: str | None = None,
                person: str | None = None) -> JsonDict | None:
         with self.db.tx():

@@ -113,3 +113,5 @@ def test_events_are_archived_once_and_forgeries_are_not(
     stored = db.rows("SELECT event_id, gate_id, person_id FROM events")
     assert stored == [("01JE00000000000000000000EV", "north-1", "R1")]
     assert hub.counts["unverified"] == 5
+    raised = sorted((a["kind"], a["gate_id"]) for a in hub.watch.alarms())  # reported once each, not trusted
+    assert raised == [("forged_message", "north-1"), ("unknown_gate", "gate-evil")]
