@@ -30,9 +30,9 @@ from edge.config import GateConfig
 from edge.enroll import store_path
 from edge.heap import release_free_heap
 from edge.lane import Lane, Outcome, Whitelist
+from edge.peer_passages import PeerPassages
 from edge.policy import manual_open_decision
-from edge.records import parse_ts
-from edge.store import AlarmRecord, EventRecord, Passage, Store
+from edge.store import AlarmRecord, EventRecord, Store
 from edge.store.retention import purge_expired
 from edge.store.writer import StoreWriter
 from edge.vision import FaceEngine
@@ -73,6 +73,8 @@ class Gate:
         self._reload_passages()
         release_free_heap()  # what loading the models and the whitelist freed goes back to the OS
         self.applier: WhitelistApplier | None = None
+        self.peers = PeerPassages(self.lane, self.store, self.writer.submit_kept, cfg.gate.id,
+                                  max_clock_skew_s=cfg.mqtt.max_clock_skew_s)
         self.sync: MqttSync | None = self._make_sync() if cfg.mqtt.enabled else None
         self.health: dict[str, PartHealth] = {}
         self._vision_thread: threading.Thread | None = None
@@ -109,9 +111,9 @@ class Gate:
             ask=SnapshotAsk(mqtt.snapshot_reask_min_s, mqtt.snapshot_reask_max_s))
         self.applier = applier
         sync = MqttSync(mqtt, self.store, gate_id=self.cfg.gate.id, community=self.cfg.gate.community,
-                        state=self.health_snapshot, whitelist=applier, on_peer_event=self._peer_event,
+                        state=self.health_snapshot, whitelist=applier, on_peer_event=self.peers.on_event,
                         password=mqtt.password(), key=identity.key, members=applier.members,
-                        alarm=self._sync_alarm, on_hub_state=self._hub_state)
+                        alarm=self._sync_alarm, on_hub_state=self._hub_state, on_passages=self.peers.on_backfill)
         return sync
 
     def _hub_state(self, state: HubState | None) -> None:
@@ -139,20 +141,6 @@ class Gate:
             self.lane.note_passage(p)
         if passages:
             log.info("%d recent passages reloaded for anti-passback", len(passages))
-
-    def _peer_event(self, event: dict[str, object]) -> None:
-        """A grant at another gate of the community: a passage (anti-passback, care watch) and a use of
-        the person's pass (max_uses), counted once however often the event is delivered."""
-        person, ts, gate = event.get("person_id"), event.get("ts"), event.get("gate_id")
-        if event.get("decision") != "grant" or not isinstance(person, str) or not isinstance(ts, str):
-            return
-        try:
-            passage = Passage(person, parse_ts(ts), str(gate), "out" if event.get("direction") == "out" else "in")
-        except ValueError as exc:
-            log.warning("peer event ignored: %s", exc)
-            return
-        if self.lane.note_peer_grant(passage):
-            self.writer.submit_kept(self.store.record_peer_passage, passage)
 
     # -- what the guard page and other observers see -----------------------------------------------
     def subscribe(self, fn: Callable[[str, dict[str, object]], None]) -> Callable[[], None]:

@@ -88,6 +88,9 @@ class MqttConfig(Section):
     snapshot_reask_min_s: float = Field(5.0, gt=0, le=3600, description="A gate that needs a snapshot asks "
                                         "again after this, doubling each time (with jitter)...")
     snapshot_reask_max_s: float = Field(300.0, gt=0, le=86400, description="...up to this.")
+    backfill_hours: float = Field(24.0, ge=0, le=24 * 14, description="On each connect the gate asks the hub "
+                                  "for the other gates' grants it missed while away (at most this far back at "
+                                  "start); 0: never.")
     keep_photos: bool = Field(False, description="Keep the face photos of whitelist pushes after making "
                               "templates from them (default: discard them).")
     max_snapshot_persons: int = Field(100_000, ge=1, le=1_000_000,

@@ -17,7 +17,9 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge.hub.db import HubDatabase, HubDbError
+from edge.protocol.payloads import AlarmMessage, EventMessage
 from edge.protocol.signing import SignatureError, parse_public_key, verify
+from edge.records import ts_text
 
 log = logging.getLogger("edge.hub.service")
 JsonDict = dict[str, Any]
@@ -63,6 +65,19 @@ def verified(keys: GateKeys, gate: str, payload: bytes) -> JsonDict:
         raise SignatureError(f"names gate {named!r}")
     verify(doc, [key])
     return doc
+
+
+def checked(kind: str, doc: JsonDict) -> JsonDict:
+    """An event or alarm as the protocol defines it (closed schema), its time normalised to UTC `...Z`
+    (the archive compares times as text); ValueError when it is not one."""
+    msg: EventMessage | AlarmMessage
+    if kind == "events":
+        msg = EventMessage.model_validate(doc)
+    elif kind == "alarms":
+        msg = AlarmMessage.model_validate(doc)
+    else:
+        return doc
+    return {**doc, "ts": ts_text(msg.ts)}
 
 
 @dataclass

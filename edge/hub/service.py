@@ -25,12 +25,18 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.hub.config import HubConfig
 from edge.hub.db import HubDatabase, HubDbError
-from edge.hub.ingest import GateKeys, Ingest, store, verified
+from edge.hub.ingest import GateKeys, Ingest, checked, store, verified
 from edge.hub.messages import delta_payload, snapshot_payloads
 from edge.hub.queries import board
 from edge.hub.register import Register
 from edge.hub.watch import Watch
-from edge.protocol.payloads import CURRENT_SCHEMA, HUB_STATE_SCHEMA
+from edge.protocol.payloads import (
+    CURRENT_SCHEMA,
+    HUB_STATE_SCHEMA,
+    MAX_BACKFILL,
+    PASSAGES_SCHEMA,
+    PassagesRequest,
+)
 from edge.protocol.signing import SignatureError, SigningKey
 from edge.records import ts_text
 from edge.sync.client import make_client
@@ -66,6 +72,7 @@ class Hub:
         self.ingest = Ingest(db, cfg.hub.instance, self._database_down, self.counts)
         self._next_state = 0.0
         self._next_watch = 0.0
+        self._backfills: list[tuple[str, str]] = []  # (gate, since) asked for, answered by the main loop
 
     # ------------------------------------------------------------------------------------ life
 
@@ -111,6 +118,7 @@ class Hub:
                     if self.cfg.hub.publisher:
                         self.step()
                         self._heartbeat()
+                    self._answer_backfills()
                     self._watch()
                 except HubDbError as exc:
                     log.error("database: %s; retrying", exc)
@@ -157,6 +165,21 @@ class Hub:
                "version": self.register.version, "care_watch": True, "interval_s": self.cfg.hub.state_interval_s}
         self._publish(f"{self.base}/hub/state", json.dumps(self.key.sign(doc)).encode(), retain=True)
 
+    def _answer_backfills(self) -> None:
+        """Each gate's passages request: the other gates' grants since then, signed (protocol §7b)."""
+        with self._lock:
+            asked, self._backfills = self._backfills, []
+        for gate, since in asked:
+            rows = self.db.rows("SELECT person_id, ts, gate_id, body FROM events WHERE decision = 'grant' AND "
+                                "person_id IS NOT NULL AND gate_id <> ? AND ts >= ? ORDER BY ts LIMIT ?",
+                                (gate, since, MAX_BACKFILL + 1))
+            passages = [{"person_id": p, "ts": t, "gate_id": g,
+                         "direction": json.loads(b).get("direction", "in")} for p, t, g, b in rows[:MAX_BACKFILL]]
+            doc = {"schema": PASSAGES_SCHEMA, "community": self.community, "gate": gate, "since": since,
+                   "passages": passages, "more": len(rows) > MAX_BACKFILL, "ts": ts_text(self.clock())}
+            self._publish(f"{self.base}/{gate}/passages", json.dumps(self.key.sign(doc)).encode())
+            log.info("backfill for %s: %d passages since %s", gate, len(passages), since)
+
     def _watch(self) -> None:
         now = time.monotonic()
         if now >= self._next_watch:
@@ -180,7 +203,7 @@ class Hub:
             return
         share = f"$share/{self.cfg.hub.shared_group}/" if self.cfg.hub.shared_group else ""
         client.subscribe([(f"{share}{self.base}/+/{t}", 1)
-                          for t in ("whitelist/ack", "events", "alarms", "state", "available")])
+                          for t in ("whitelist/ack", "events", "alarms", "state", "available", "passages/request")])
         self.connected.set()
         log.info("hub connected to %s", self.cfg.mqtt.url)
 
@@ -227,6 +250,14 @@ class Hub:
                 return True
             store(self.db, [(kind, gate, doc)], self.cfg.hub.instance)
             self.counts[kind] += 1
+        elif kind == "passages/request":
+            try:
+                req = PassagesRequest.model_validate(doc)
+            except ValueError as exc:
+                log.warning("passages request of %s refused: %s", gate, str(exc).splitlines()[0])
+                return False
+            with self._lock:
+                self._backfills.append((gate, ts_text(req.since)))
         elif kind == "state":
             self.states[gate] = doc
             self._seen(gate, "state", json.dumps(doc, ensure_ascii=False))
@@ -243,7 +274,7 @@ class Hub:
 
     def _verified(self, gate: str, kind: str, payload: bytes) -> JsonDict | None:
         try:
-            return verified(self.keys, gate, payload)
+            return checked(kind, verified(self.keys, gate, payload))
         except (ValueError, SignatureError) as exc:
             self.counts["unverified"] += 1
             log.warning("%s message on gate %s's topic ignored: %s", kind, gate, exc)

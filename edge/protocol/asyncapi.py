@@ -29,6 +29,10 @@ CHANNELS: tuple[tuple[str, str, str, str, int, bool, str], ...] = (
     ("hubState", "{prefix}/{community}/hub/state", "hub-state", "admin", 1, True,
      "The community hub's signed heartbeat (every 30 s; cleared by its last will): gates leave the care "
      "watch to it while it is fresh."),
+    ("gatePassagesRequest", "{prefix}/{community}/{gate}/passages/request", "passages-request", "gate", 1, False,
+     "A gate back from an outage asks the hub for the other gates' grants since it was last connected."),
+    ("gatePassages", "{prefix}/{community}/{gate}/passages", "passages", "admin", 1, False,
+     "The hub's answer: the other gates' grants since then, signed by the admin key."),
     ("gateSnapshot", "{prefix}/{community}/{gate}/whitelist/snapshot", "whitelist-snapshot", "admin", 1, False,
      "Signed snapshot chunks for one gate (the answer to its request)."),
     ("gateDelta", "{prefix}/{community}/{gate}/whitelist/delta", "whitelist-delta", "admin", 1, False,

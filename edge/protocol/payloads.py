@@ -17,6 +17,9 @@ STATE_SCHEMA = "edge-gate/state/2"
 ACK_SCHEMA = "edge-gate/whitelist-ack/2"
 CURRENT_SCHEMA = "edge-gate/whitelist-current/2"
 HUB_STATE_SCHEMA = "edge-gate/hub-state/2"
+PASSAGES_REQUEST_SCHEMA = "edge-gate/passages-request/2"
+PASSAGES_SCHEMA = "edge-gate/passages/2"
+MAX_BACKFILL = 5000
 V1_SCHEMAS = {"edge-gate/event/1": EVENT_SCHEMA, "edge-gate/alarm/1": ALARM_SCHEMA}  # rows queued by a v1 gate
 LEVEL = r"^[A-Za-z0-9_.-]{1,64}$"
 ReasonCode = Literal["ok", "unknown_face", "not_enrolled", "invalid_input", "spoof_suspected", "liveness_unavailable",
@@ -283,3 +286,41 @@ class HubState(Doc):
     signature: Signature
 
     _ts = field_validator("ts")(_aware)
+
+
+class PassagesRequest(Doc):
+    """A gate that was away asks the hub, on `{gate}/passages/request`, for the grants at the other gates it
+    may have missed (anti-passback, visitors' uses, care watch); signed by the gate."""
+
+    schema_: Literal["edge-gate/passages-request/2"] = Field(alias="schema")
+    gate: str = Field(pattern=LEVEL)
+    since: datetime = Field(description="The oldest passage wanted (when the gate was last connected).")
+    ts: datetime
+    signature: Signature
+
+    _times = field_validator("since", "ts")(_aware)
+
+
+class PassageDoc(Doc):
+    person_id: str = Field(min_length=1, max_length=64)
+    ts: datetime
+    gate_id: str = Field(pattern=LEVEL)
+    direction: Literal["in", "out"]
+
+    _ts = field_validator("ts")(_aware)
+
+
+class Passages(Doc):
+    """The hub's answer on `{gate}/passages`, signed by the admin key: the other gates' grants since
+    `since`, oldest first; `more` when there were more than fit (the gate asks again from the last one)."""
+
+    schema_: Literal["edge-gate/passages/2"] = Field(alias="schema")
+    community: str = Field(pattern=LEVEL)
+    gate: str = Field(pattern=LEVEL)
+    since: datetime
+    passages: list[PassageDoc] = Field(max_length=MAX_BACKFILL)
+    more: bool
+    ts: datetime
+    signature: Signature
+
+    _times = field_validator("since", "ts")(_aware)

@@ -14,6 +14,8 @@ from edge.protocol.payloads import (
     AlarmMessage,
     EventMessage,
     HubState,
+    Passages,
+    PassagesRequest,
     StateMessage,
     WhitelistAck,
     WhitelistCurrent,
@@ -22,7 +24,8 @@ from edge.protocol.payloads import (
 DOCUMENTS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("whitelist-snapshot", SnapshotChunk), ("whitelist-delta", Delta), ("event", EventMessage),
     ("alarm", AlarmMessage), ("state", StateMessage), ("whitelist-ack", WhitelistAck),
-    ("whitelist-current", WhitelistCurrent), ("hub-state", HubState))
+    ("whitelist-current", WhitelistCurrent), ("hub-state", HubState), ("passages-request", PassagesRequest),
+    ("passages", Passages))
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:

@@ -63,6 +63,16 @@ class Topics:
         return [f"{b}/whitelist/{k}" for b in (self.community_base, self.base) for k in ("snapshot", "delta")]
 
     @property
+    def passages_request(self) -> str:
+        """Where this gate asks the hub for the peer passages it missed."""
+        return f"{self.base}/passages/request"
+
+    @property
+    def passages(self) -> str:
+        """Where the hub answers."""
+        return f"{self.base}/passages"
+
+    @property
     def hub_state(self) -> str:
         """The community hub's signed heartbeat."""
         return f"{self.community_base}/hub/state"

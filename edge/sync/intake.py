@@ -26,7 +26,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from pydantic import ValidationError
 
-from edge.protocol.payloads import EventMessage, HubState
+from edge.protocol.payloads import EventMessage, HubState, Passages
 from edge.protocol.signing import SignatureError, verify
 from edge.protocol.topics import Topics
 from edge.sync.members import MemberGates
@@ -74,7 +74,7 @@ class Intake:
                  members: MemberGates | None = None, alarm: AlarmSink | None = None,
                  max_clock_skew_s: float = 120.0, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  capacity: int = INTAKE_QUEUE, on_hub_state: Callable[[HubState | None], None] | None = None,
-                 hub_keys: list[Any] | None = None) -> None:
+                 hub_keys: list[Any] | None = None, on_passages: Callable[[Passages], None] | None = None) -> None:
         self.topics = topics
         self._stats = stats
         self._publish_ack = publish_ack
@@ -86,6 +86,7 @@ class Intake:
         self._clock = clock
         self._capacity = capacity
         self._on_hub_state = on_hub_state
+        self._on_passages = on_passages
         self._hub_keys = list(hub_keys or [])
         self._items: deque[_Item] = deque()
         self._cond = threading.Condition()
@@ -115,6 +116,8 @@ class Intake:
             first.append((self.topics.peer_events, SubscribeOptions(qos=1, noLocal=True) if v5 else 1))
         if self._on_hub_state is not None:
             first.append((self.topics.hub_state, 1))
+        if self._on_passages is not None:
+            first.append((self.topics.passages, 1))
         packets = [first] if first else []
         if self._whitelist is not None:
             packets.append([(self.topics.whitelist_current, 1)])
@@ -129,6 +132,8 @@ class Intake:
             kind = "current"
         elif topic == self.topics.hub_state:
             kind = "hub"
+        elif topic == self.topics.passages:
+            kind = "passages"
         elif topic in self.topics.whitelist_push:
             kind = "push"
         elif topic.endswith("/events") and self.topics.gate_of(topic) not in (None, self.topics.gate):
@@ -195,6 +200,8 @@ class Intake:
                     self.peer_event(item.topic, item.payload)
                 elif item.kind == "hub":
                     self.hub_state(item.payload)
+                elif item.kind == "passages":
+                    self.passages(item.payload)
                 else:
                     assert self._whitelist is not None
                     self._stats.count("pushes")
@@ -231,6 +238,22 @@ class Intake:
             log.error("hub state for community %s refused", state.community)
             return
         self._on_hub_state(state)
+
+    def passages(self, payload: bytes) -> None:
+        """The hub's backfill of the other gates' grants: handed on when signed by an admin key."""
+        if self._on_passages is None:
+            return
+        try:
+            data = json.loads(payload)
+            answer = Passages.model_validate(data)
+            verify(data, self._hub_keys)
+        except (ValueError, ValidationError, SignatureError) as exc:
+            log.error("passages from the hub refused: %s", str(exc).splitlines()[0][:300])
+            return
+        if (answer.community, answer.gate) != (self.topics.community, self.topics.gate):
+            log.error("passages for %s/%s refused", answer.community, answer.gate)
+            return
+        self._on_passages(answer)
 
     def peer_event(self, topic: str, payload: bytes) -> None:
         """Check one peer gate's passage event and hand it on; anything not from a member gate, not

@@ -35,6 +35,7 @@ from drivers.backoff import Backoff
 from drivers.heartbeat import DEFAULT_WITHIN_S, Heartbeat
 from edge.config.mqtt import MqttConfig
 from edge.protocol.topics import Topics
+from edge.records import ts_text
 from edge.sync.client import failed, make_client
 from edge.sync.intake import Intake
 from edge.sync.outbox import OutboxDrainer
@@ -55,7 +56,7 @@ class Link:
 
     def __init__(self, cfg: MqttConfig, topics: Topics, stats: SyncStats, stop: threading.Event, *,
                  outbox: OutboxDrainer, intake: Intake, state_payload: Callable[[], str],
-                 password: str | None) -> None:
+                 password: str | None, on_link: Callable[[bool], str | None] | None = None) -> None:
         self.cfg = cfg
         self.topics = topics
         self._stats = stats
@@ -63,6 +64,7 @@ class Link:
         self._outbox = outbox
         self._intake = intake
         self._state_payload = state_payload
+        self._on_link = on_link  # called on connect (True: returns a passages request to send) and on a loss
         self._password = password
         self._v5 = cfg.protocol == "5"
         self.heartbeat = Heartbeat()  # the network thread's; the gate's watchdog checks it
@@ -261,9 +263,12 @@ class Link:
         self.connected.set()
         self._session = True
         self._stats.count("connects")
-        self._stats.set("connected_since", datetime.now(UTC).isoformat())
+        self._stats.set("connected_since", ts_text(datetime.now(UTC)))
         client.publish(self.topics.state, self._state_payload(), qos=1, retain=True)
         client.publish(self.topics.available, "online", qos=1, retain=True)
+        request = self._on_link(True) if self._on_link is not None else None
+        if request is not None:  # after the SUBSCRIBEs: the answer finds the subscription in place
+            client.publish(self.topics.passages_request, request, qos=1)
         self._next_state = time.monotonic() + self.cfg.state_interval_s
         log.info("MQTT connected to %s as %s", self.cfg.url, self.topics.gate)
 
@@ -275,6 +280,8 @@ class Link:
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: ReasonCode,
                        properties: Properties | None) -> None:
+        if self.connected.is_set() and self._on_link is not None:
+            self._on_link(False)
         self.connected.clear()
         if failed(reason_code) and not self._stop.is_set() and not self._refused:
             self._stats.error("MQTT disconnected from %s: %s", self.cfg.url, reason_code)

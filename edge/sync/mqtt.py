@@ -20,11 +20,12 @@ from pydantic import ValidationError
 from drivers.heartbeat import Heartbeat
 from edge import __version__
 from edge.config.mqtt import MqttConfig
-from edge.protocol.payloads import STATE_SCHEMA, StateMessage
+from edge.protocol.payloads import STATE_SCHEMA, Passages, StateMessage
 from edge.protocol.signing import SigningKey
 from edge.protocol.topics import Topics
 from edge.records import ts_text
 from edge.store import OutboxRow, Store, StoreError
+from edge.sync.backfill import Backfill
 from edge.sync.identity import seal
 from edge.sync.intake import AlarmSink, Intake, WhitelistHandler
 from edge.sync.link import Link
@@ -48,7 +49,8 @@ class MqttSync:
                  state: Callable[[], JsonDict] | None = None, whitelist: WhitelistHandler | None = None,
                  on_peer_event: Callable[[JsonDict], None] | None = None, password: str | None = None,
                  key: SigningKey | None = None, members: MemberGates | None = None,
-                 alarm: AlarmSink | None = None, on_hub_state: Callable[[Any], None] | None = None) -> None:
+                 alarm: AlarmSink | None = None, on_hub_state: Callable[[Any], None] | None = None,
+                 on_passages: Callable[[Any], None] | None = None) -> None:
         """`key`: the gate's own key, which signs everything it publishes (edge.sync.identity); without
         one a key made for this process only is used (its peers will not know it: tools and tests)."""
         self.cfg = cfg
@@ -66,10 +68,15 @@ class MqttSync:
         self.intake = Intake(self.topics, self.stats, self.publish_ack, whitelist=whitelist,
                              on_peer_event=on_peer_event, members=members, alarm=alarm,
                              max_clock_skew_s=cfg.max_clock_skew_s, on_hub_state=on_hub_state,
-                             hub_keys=cfg.trusted_keys())
+                             hub_keys=cfg.trusted_keys(),
+                             on_passages=self._passages if on_passages is not None else None)
+        self._on_passages = on_passages
+        self.backfill = (Backfill(key, gate_id, cfg.backfill_hours)
+                         if on_passages is not None and cfg.backfill_hours > 0 else None)
         self.link = Link(cfg, self.topics, self.stats, self._stop, outbox=self.outbox, intake=self.intake,
                          state_payload=self._state_payload,
-                         password=password if password is not None else cfg.password())
+                         password=password if password is not None else cfg.password(),
+                         on_link=self.backfill.on_link if self.backfill is not None else None)
         self._state_warned = False
         self._unwatch: Callable[[], None] | None = None
         self._started = False
@@ -111,6 +118,14 @@ class MqttSync:
         document again (its whitelist part has changed)."""
         self.link.publish(self.topics.whitelist_ack, seal(self.key, ack), 1, True)
         self.link.refresh_state()
+
+    def _passages(self, answer: Passages) -> None:
+        """The hub's backfill (intake thread): to the gate, then the next request if there is more."""
+        if self._on_passages is not None:
+            self._on_passages(answer)
+        more = self.backfill.next_request(answer) if self.backfill is not None else None
+        if more is not None:
+            self.link.publish(self.topics.passages_request, more, 1, False)
 
     def _committed(self, rows: list[OutboxRow]) -> None:
         """The store committed these outbox rows (on the writing thread): hand them to the drainer, wake it."""

@@ -202,5 +202,5 @@ def test_peer_events_of_any_content_reach_the_gate_without_an_error(peer_sync: M
 def peer_sync(live_gate: Gate) -> MqttSync:
     """The gate's MQTT intake (never connected): peer events go to the gate's own handler."""
     return MqttSync(MqttConfig(), live_gate.store, gate_id=live_gate.cfg.gate.id,
-                    community=live_gate.cfg.gate.community, on_peer_event=live_gate._peer_event,
+                    community=live_gate.cfg.gate.community, on_peer_event=live_gate.peers.on_event,
                     members=MemberGates([(g, k.public_text) for g, k in PEERS.items()]))

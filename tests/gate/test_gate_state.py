@@ -63,7 +63,7 @@ def test_a_use_at_a_peer_gate_counts_once_however_often_it_is_delivered(prepared
     peer = {"decision": "grant", "person_id": "V001", "gate_id": "north-2", "direction": "in",
             "ts": ts_text(datetime.now(UTC) - timedelta(minutes=5))}
     for _ in range(2):  # what MqttSync hands over for a peer gate's event, delivered twice (QoS 1)
-        gate._peer_event(dict(peer))
+        gate.peers.on_event(dict(peer))
     run_until(gate, lambda: sum(o.event.person_id == "V001" for o in outcomes) >= 2)
     visitor = [o.event for o in outcomes if o.event.person_id == "V001"]
     assert visitor[0].decision == "grant"  # the second of two uses (the first was at north-2)
