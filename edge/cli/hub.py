@@ -128,7 +128,8 @@ def _start_page(cfg: HubConfig, db: HubDatabase) -> Any:
             raise ValueError(f"face quality too low ({', '.join(faces[0].quality.reasons)})")
         return [float(x) for x in faces[0].embedding]
 
-    app = create_hub_app(HubWeb(db, embed, language=cfg.hub.web_language))
+    keep = (lambda pid, photo: keep_photo(cfg, pid, photo)) if cfg.hub.keep_photos else None
+    app = create_hub_app(HubWeb(db, embed, language=cfg.hub.web_language, keep_photo=keep))
     server = uvicorn.Server(uvicorn.Config(app, host=cfg.hub.web_host, port=cfg.hub.web_port, log_level="warning",
                                            access_log=False, server_header=False))
     threading.Thread(target=server.run, name="hub-web", daemon=True).start()
@@ -195,13 +196,29 @@ def _fields(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_person_add(args: argparse.Namespace) -> int:
+    cfg = _config(args)
     reg = _register(args)
     entry: dict[str, Any] = {"id": args.id, **_fields(args)}
     if args.photo:
         entry["templates"] = _embed_photo(Path(args.photo))
     version = _change(lambda: reg.upsert([entry], ACTOR))
+    if args.group:
+        _change(lambda: _groups(reg, args.id, args.group))
+    if args.photo and cfg.hub.keep_photos:
+        keep_photo(cfg, args.id, Path(args.photo).read_bytes())
     print(f"person {args.id}: version {version}", file=sys.stderr)
     return 0
+
+
+def keep_photo(cfg: HubConfig, person_id: str, photo: bytes) -> None:
+    """With [hub] keep_photos: the enrolment photo in {data_dir}/photos/<id>.jpg, mode 0600."""
+    import os
+
+    folder = cfg.hub.data_dir / "photos"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(folder / f"{person_id}.jpg", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(photo)
 
 
 def cmd_person_update(args: argparse.Namespace) -> int:
@@ -215,8 +232,11 @@ def cmd_person_update(args: argparse.Namespace) -> int:
 
 
 def cmd_person_delete(args: argparse.Namespace) -> int:
+    cfg = _config(args)
     reg = _register(args)
     version = _change(lambda: reg.delete(args.ids, ACTOR))
+    for pid in args.ids:  # biometric data goes with the person
+        (cfg.hub.data_dir / "photos" / f"{pid}.jpg").unlink(missing_ok=True)
     print(f"deleted {len(args.ids)}: version {version}", file=sys.stderr)
     return 0
 
@@ -249,9 +269,23 @@ def cmd_person_import(args: argparse.Namespace) -> int:
 
 
 def cmd_person_list(args: argparse.Namespace) -> int:
-    for p in _register(args).persons():
+    reg = _register(args)
+    for p in reg.persons(group=args.group):
         print(json.dumps({k: v for k, v in p.items() if k != "templates"} | {
-            "templates": len((p.get("templates") or {}).get("embeddings", []))}, ensure_ascii=False))
+            "templates": len((p.get("templates") or {}).get("embeddings", [])), "groups": reg.groups(p["id"])},
+            ensure_ascii=False))
+    return 0
+
+
+def _groups(reg: Register, person_id: str, groups: list[str]) -> int:
+    reg.set_groups(person_id, groups, ACTOR)
+    return reg.version
+
+
+def cmd_person_groups(args: argparse.Namespace) -> int:
+    reg = _register(args)
+    _change(lambda: _groups(reg, args.id, args.group or []))
+    print(f"person {args.id}: groups {', '.join(reg.groups(args.id)) or '-'}", file=sys.stderr)
     return 0
 
 
@@ -395,7 +429,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     add = cmd(person, "add", cmd_person_add, "add or replace a person (templates from --photo)")
     add.add_argument("--id", required=True)
     fields(add, True)
-    add.add_argument("--photo", help="face photo: the hub makes templates and does not keep the photo")
+    add.add_argument("--photo", help="face photo: the hub makes templates and does not keep the photo "
+                     "(unless [hub] keep_photos)")
+    add.add_argument("--group", action="append", help="a group or building of the register (repeatable)")
     for name, text in (("update", "change some fields"), ("suspend", "suspend"), ("activate", "re-activate"),
                        ("block", "block (an alarm when seen)")):
         p = cmd(person, name, cmd_person_update, text)
@@ -407,7 +443,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     imp = cmd(person, "import", cmd_person_import, "a CSV/JSON person file (docs/person-files.md)")
     imp.add_argument("file")
     imp.add_argument("--model-id", help="model of embeddings given without one")
-    cmd(person, "list", cmd_person_list, "the register (JSON lines, template counts only)")
+    ls = cmd(person, "list", cmd_person_list, "the register (JSON lines, template counts only)")
+    ls.add_argument("--group", help="only the members of this group or building")
+    gp = cmd(person, "groups", cmd_person_groups, "set a person's groups and buildings (the hub's own)")
+    gp.add_argument("id")
+    gp.add_argument("--group", action="append", help="repeatable; none: no groups")
     gate = hsub.add_parser("gate", help="the community's gates and their keys").add_subparsers(dest="g", required=True)
     ga = cmd(gate, "add", cmd_gate_add, "add a gate (or give it a new key)")
     ga.add_argument("gate_id")

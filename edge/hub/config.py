@@ -24,6 +24,8 @@ class HubSection(Section):
     delta_valid_hours: float = Field(24.0, gt=0, le=24 * 30, description="Lifetime of a push (expires_at).")
     snapshot_min_interval_s: float = Field(10.0, ge=0, le=3600, description="One snapshot per gate at most "
                                            "this often (a gate re-asks with backoff anyway).")
+    keep_photos: bool = Field(False, description="Keep enrolment photos in {data_dir}/photos (mode 0600, "
+                              "deleted with the person); by default they are discarded once the template is made.")
     import_batch: int = Field(500, ge=1, le=5000, description="Persons per change when importing a file.")
     instance: str = Field("1", pattern=r"^[A-Za-z0-9_.-]{1,32}$", description="This process's name (its MQTT "
                           "client id is edge-gate-hub-{community}-{instance}; several share one database).")

@@ -41,6 +41,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE accounts (name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL, "
         "disabled INTEGER NOT NULL, created_at TEXT NOT NULL)",
     ),
+    (  # 4: groups and buildings of the register (the hub's own: gates do not need them)
+        "CREATE TABLE person_groups (person_id TEXT NOT NULL, group_name TEXT NOT NULL, "
+        "PRIMARY KEY (person_id, group_name))",
+    ),
 )
 
 

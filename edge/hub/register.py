@@ -53,8 +53,33 @@ class Register:
         row = self.db.one("SELECT entry FROM persons WHERE id = ?", (person_id,))
         return json.loads(row[0]) if row else None
 
-    def persons(self) -> list[JsonDict]:
-        return [json.loads(r[0]) for r in self.db.rows("SELECT entry FROM persons ORDER BY id")]
+    def persons(self, group: str | None = None) -> list[JsonDict]:
+        """The register's entries (as the gates get them), or only the members of `group`."""
+        if group is None:
+            return [json.loads(r[0]) for r in self.db.rows("SELECT entry FROM persons ORDER BY id")]
+        return [json.loads(r[0]) for r in self.db.rows(
+            "SELECT p.entry FROM persons p JOIN person_groups g ON g.person_id = p.id WHERE g.group_name = ? "
+            "ORDER BY p.id", (group,))]
+
+    def groups(self, person_id: str | None = None) -> list[str]:
+        """A person's groups (buildings, care lists...), or every group in use."""
+        if person_id is None:
+            return [r[0] for r in self.db.rows("SELECT DISTINCT group_name FROM person_groups ORDER BY group_name")]
+        return [r[0] for r in self.db.rows("SELECT group_name FROM person_groups WHERE person_id = ? "
+                                           "ORDER BY group_name", (person_id,))]
+
+    def set_groups(self, person_id: str, groups: Sequence[str], actor: str) -> None:
+        """Replace a person's groups (the hub's own grouping: no delta, an audit row)."""
+        clean = sorted({g.strip() for g in groups if g.strip()})
+        if any(len(g) > 64 for g in clean):
+            raise RegisterError("a group name is at most 64 characters")
+        with self.db.tx():
+            if self.db.one("SELECT id FROM persons WHERE id = ?", (person_id,)) is None:
+                raise RegisterError(f"no person {person_id} in the register")
+            self.db.execute("DELETE FROM person_groups WHERE person_id = ?", (person_id,))
+            for g in clean:
+                self.db.execute("INSERT INTO person_groups (person_id, group_name) VALUES (?, ?)", (person_id, g))
+            audit_row(self.db, actor, "person_groups", {"id": person_id, "groups": clean})
 
     def gates(self) -> list[JsonDict]:
         return [{"gate_id": g, "public_key": k} for g, k in self.db.rows(
@@ -132,6 +157,7 @@ class Register:
             version = self._next_version()
             for pid in ids:
                 self.db.execute("DELETE FROM persons WHERE id = ?", (pid,))
+                self.db.execute("DELETE FROM person_groups WHERE person_id = ?", (pid,))
             self._change(version, {"deletes": ids}, actor, "person_delete", {"ids": ids})
         return version
 

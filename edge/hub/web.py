@@ -43,7 +43,9 @@ TEXT = {
            "id_photo": "ID photo", "visitor_photo": "Visitor's photo", "when": "When", "person": "Person",
            "decision": "Decision", "details": "Details", "none": "Nothing here", "filter": "Filter",
            "version": "Register version", "bad_login": "Wrong name or password", "language": "中文",
-           "resident": "resident", "visitor": "visitor", "staff": "staff", "overdue": "Not seen for"},
+           "resident": "resident", "visitor": "visitor", "staff": "staff", "overdue": "Not seen for",
+           "group": "Group", "all": "all", "accounts": "Accounts", "role": "Role", "disable": "Disable",
+           "disabled": "disabled"},
     "zh-CN": {"title": "社区中心", "board": "闸机", "persons": "名册", "events": "通行记录", "alarms": "告警",
               "check": "人证比对", "care": "关爱看护", "login": "登录", "logout": "退出", "name": "用户名",
               "password": "密码", "gate": "闸机", "available": "在线状态", "acked": "已确认版本", "outbox": "待上传",
@@ -52,14 +54,17 @@ TEXT = {
               "same": "同一人", "different": "不是同一人", "id_photo": "证件照", "visitor_photo": "访客照片",
               "when": "时间", "person": "人员", "decision": "结果", "details": "详情", "none": "暂无",
               "filter": "筛选", "version": "名册版本", "bad_login": "用户名或密码错误", "language": "English",
-              "resident": "住户", "visitor": "访客", "staff": "员工", "overdue": "未出现"},
+              "resident": "住户", "visitor": "访客", "staff": "员工", "overdue": "未出现", "group": "楼栋/分组",
+              "all": "全部", "accounts": "账号", "role": "角色", "disable": "停用", "disabled": "已停用"},
 }
 
 
 class HubWeb:
     def __init__(self, db: HubDatabase, embed: Embed | None, *, model_id: str = "sface_2021dec", threshold: float = 0.5,
-                 language: str = "zh-CN", session_hours: float = 8.0, secure_cookies: bool = False) -> None:
+                 language: str = "zh-CN", session_hours: float = 8.0, secure_cookies: bool = False,
+                 keep_photo: Callable[[str, bytes], None] | None = None) -> None:
         self.db, self.embed, self.threshold, self.model_id = db, embed, threshold, model_id
+        self.keep_photo = keep_photo  # [hub] keep_photos: where an uploaded photo goes (None: discarded)
         self.register, self.watch = Register(db), Watch(db)
         self.language, self.secure = language, secure_cookies
         self.sessions = Sessions(session_hours)
@@ -172,7 +177,9 @@ def create_hub_app(web: HubWeb) -> FastAPI:
         s = need(request)
         if not isinstance(s, Session):
             return s
-        return web.page(request, "hub_persons.html", s, persons=web.register.persons())
+        group = request.query_params.get("group") or None
+        persons = [{**p, "groups": web.register.groups(p["id"])} for p in web.register.persons(group=group)]
+        return web.page(request, "hub_persons.html", s, persons=persons, groups=web.register.groups(), group=group)
 
     @app.post("/api/persons")
     async def add_person(request: Request) -> Response:
@@ -182,12 +189,16 @@ def create_hub_app(web: HubWeb) -> FastAPI:
         try:
             data = await body_json(request)
             entry = {k: data[k] for k in ("id", "name", "unit", "kind") if data.get(k)}
-            if data.get("photo"):
+            photo = base64.b64decode(str(data["photo"]), validate=True) if data.get("photo") else None
+            if photo is not None:
                 if web.embed is None:
                     raise ValueError("this hub has no face engine")
-                vec = web.embed(base64.b64decode(str(data["photo"]), validate=True))
-                entry["templates"] = _templates(vec, web.model_id)
+                entry["templates"] = _templates(web.embed(photo), web.model_id)
             version = web.register.upsert([entry], s.guard)
+            if data.get("group"):
+                web.register.set_groups(str(entry.get("id")), [str(data["group"])], s.guard)
+            if photo is not None and web.keep_photo is not None:
+                web.keep_photo(str(entry["id"]), photo)
         except (ValueError, binascii.Error, RegisterError) as exc:
             return JSONResponse({"error": " ".join(str(exc).split())}, 400)
         return JSONResponse({"version": version})
@@ -203,6 +214,29 @@ def create_hub_app(web: HubWeb) -> FastAPI:
         except (ValueError, RegisterError) as exc:
             return JSONResponse({"error": " ".join(str(exc).split())}, 400)
         return JSONResponse({"version": version})
+
+    @app.get("/accounts", response_class=HTMLResponse)
+    def accounts_page(request: Request) -> Response:
+        s = need(request)
+        if not isinstance(s, Session):
+            return s
+        if s.role != "admin":
+            return HTMLResponse("admins only", 403)
+        rows = web.db.rows("SELECT name, role, disabled, created_at FROM accounts ORDER BY name")
+        return web.page(request, "hub_accounts.html", s, accounts=rows)
+
+    @app.post("/api/accounts/{name}/disable")
+    def disable(name: str, request: Request) -> Response:
+        s = need(request, write=True, admin=True)
+        if not isinstance(s, Session):
+            return s
+        if name == s.guard:
+            return JSONResponse({"error": "you cannot disable your own account"}, 400)
+        if not disable_account(web.db, name):
+            return JSONResponse({"error": "no such account"}, 404)
+        web.sessions.drop_guard(name)
+        web.audit(s.guard, "account_disable", {"name": name})
+        return JSONResponse({"ok": True})
 
     @app.get("/check", response_class=HTMLResponse)
     def check_page(request: Request) -> Response:

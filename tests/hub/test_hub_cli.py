@@ -45,7 +45,7 @@ def test_an_office_day_with_the_hub_cli(config: Path, tmp_path: Path, hanks_path
     assert hub("person", "suspend", "R001", config=config).returncode == 0
     listed = [json.loads(line) for line in hub("person", "list", config=config).stdout.splitlines()]
     assert listed == [{"id": "R001", "name": "Tom Hanks", "kind": "resident", "status": "suspended",
-                       "unit": "3-1201", "allowed_gates": [], "directions": [], "templates": 1}]
+                       "unit": "3-1201", "allowed_gates": [], "directions": [], "templates": 1, "groups": []}]
     assert not list(data.glob("*.jpg")) and not list(data.glob("*.png"))  # no photo kept
     status = json.loads(hub("status", config=config).stdout)
     assert status["community"] == "maple" and status["version"] == 3
@@ -74,3 +74,29 @@ def test_a_bad_config_is_one_line(tmp_path: Path) -> None:
     assert done.returncode == 2 and "community" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     done = hub("status", config=tmp_path / "missing.toml")
     assert done.returncode == 2 and "missing.toml" in done.stderr
+
+
+def _listed(config: Path, group: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in hub("person", "list", "--group", group, config=config).stdout.splitlines()]
+
+
+def test_groups_and_kept_photos_go_with_the_person(tmp_path: Path, hanks_path: Path) -> None:
+    config = tmp_path / "hub.toml"
+    config.write_text('[hub]\ncommunity = "maple"\ndata_dir = "data"\nkeep_photos = true\n'
+                      '[mqtt]\nurl = "mqtt://127.0.0.1:1883"\n')
+    assert hub("init", config=config).returncode == 0
+    done = hub("person", "add", "--id", "R001", "--name", "Tom", "--photo", str(hanks_path), "--group", "Building 2",
+               "--group", "care", config=config)
+    assert done.returncode == 0, done.stderr
+    assert hub("person", "add", "--id", "R002", "--name", "Li", "--group", "Building 3", config=config).returncode == 0
+    kept = tmp_path / "data" / "photos" / "R001.jpg"
+    assert kept.read_bytes() == hanks_path.read_bytes() and kept.stat().st_mode & 0o777 == 0o600
+    listed = _listed(config, "care")
+    assert [(p["id"], p["groups"]) for p in listed] == [("R001", ["Building 2", "care"])]
+    assert hub("person", "groups", "R001", "--group", "Building 3", config=config).returncode == 0
+    listed = _listed(config, "Building 3")
+    assert [p["id"] for p in listed] == ["R001", "R002"]
+    assert hub("person", "delete", "R001", config=config).returncode == 0
+    assert not kept.exists()  # the photo is deleted with the person
+    listed = _listed(config, "Building 3")
+    assert [p["id"] for p in listed] == ["R002"]

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -70,9 +71,13 @@ def test_a_stopped_postgresql_loses_nothing(broker: Mosquitto, postgres: Postgre
             wait_until(lambda: _stored(probe) == 30, 30, "the first 30 stored")
             probe.close()
             postgres.stop()
-            try:
-                gate.send(range(30, 60))  # the broker takes them; the hub cannot store them: no PUBACK to the hub
+            down = time.monotonic()
+            try:  # 20 s without a database, the gates sending all along (a scenario length, not a speed)
+                for n in range(30, 60, 3):
+                    gate.send(range(n, n + 3))  # the broker takes them; the hub cannot store them: no PUBACK
+                    time.sleep(2.0)
                 wait_until(lambda: hub._db_down, 30, "the hub to notice the database is gone")
+                assert time.monotonic() - down >= 20
             finally:
                 postgres.start()
             probe = HubDatabase.open(url)

@@ -98,10 +98,14 @@ def test_an_office_clerk_works_the_register_in_chromium(browser: Browser, site: 
     page.goto(url + "/persons")
     page.fill("#add-person input[name=id]", "V100")
     page.fill("#add-person input[name=name]", "Courier Zhao")
+    page.fill("#add-person input[name=group]", "Building 2")
     page.select_option("#add-person select[name=kind]", "visitor")
     page.set_input_files("#add-person input[name=photo]", str(hanks_path))
     page.click("#add-person button[type=submit]")
-    expect(page.locator("#persons tr[data-person=V100]")).to_be_visible()
+    expect(page.locator("#persons tr[data-person=V100] .groups")).to_have_text("Building 2")
+    page.goto(url + "/persons?group=Building%202")
+    expect(page.locator("#persons tr[data-person]")).to_have_count(1)
+    page.goto(url + "/persons")
     v100 = Register(db).person("V100")
     assert v100 is not None and v100["kind"] == "visitor" and len(v100["templates"]["embeddings"]) == 1
     assert not [p for p in tmp_path.rglob("*") if p.suffix in (".jpg", ".png")]  # the photo is not kept
@@ -128,7 +132,21 @@ def test_an_office_clerk_works_the_register_in_chromium(browser: Browser, site: 
     cookies = {c["name"]: c["value"] for c in page.context.cookies()}
     refused = httpx.post(url + "/api/persons/R2/status", json={"status": "suspended"}, cookies=cookies)
     assert refused.status_code == 403  # no CSRF token
-    disable_account(db, "clerk")
+    assert httpx.get(url + "/accounts", cookies=cookies).status_code == 403  # an office clerk manages no accounts
+    add_account(db, "boss", "admin", PASSWORD)
+    admin = browser.new_page()
+    admin.goto(url + "/login")
+    admin.fill("input[name=name]", "boss")
+    admin.fill("input[name=password]", PASSWORD)
+    admin.click("#login")
+    admin.wait_for_url(url + "/")
+    admin.goto(url + "/accounts")
+    admin.click("#accounts tr[data-account=clerk] button")
+    expect(admin.locator("#accounts tr[data-account=clerk]")).to_contain_text("disabled")  # a new browser page: English
     page.goto(url + "/persons")
-    page.wait_for_url(url + "/login")  # the session ended at once
+    page.wait_for_url(url + "/login")  # the clerk's session ended at once
+    disable_account(db, "boss")
+    admin.goto(url + "/")
+    admin.wait_for_url(url + "/login")
     page.close()
+    admin.close()

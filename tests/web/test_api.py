@@ -119,11 +119,14 @@ def test_login_rate_limited_per_ip_and_per_user(live_gate: Gate) -> None:
 
 
 def test_viewer_cannot_open_operator_can(live_gate: Gate, client: TestClient) -> None:
-    viewer_csrf = login(client, guard(live_gate, "viewer"))
+    viewer = guard(live_gate, "viewer")
+    viewer_csrf = login(client, viewer)
     assert 'id="open-form"' not in client.get("/").text
     pulses = live_gate.relay.stats.pulses
     r = client.post("/api/open", json={"reason": "let me"}, headers={"X-CSRF-Token": viewer_csrf})
-    assert r.status_code == 403 and live_gate.relay.stats.pulses == pulses
+    assert r.status_code == 403
+    live_gate.writer.submit(live_gate.store.outbox_depth).result(10)  # in order: an open would be audited by now
+    assert not [e for e in live_gate.store.audit_entries(limit=1000) if e.actor == viewer and e.action == "manual_open"]
     client.cookies.clear()
     operator = guard(live_gate, "operator")
     csrf = login(client, operator)
@@ -132,7 +135,7 @@ def test_viewer_cannot_open_operator_can(live_gate: Gate, client: TestClient) ->
     assert client.post("/api/open", json={}, headers={"X-CSRF-Token": csrf}).status_code == 422
     r = client.post("/api/open", json={"reason": "parcel courier"}, headers={"X-CSRF-Token": csrf})
     assert r.status_code == 200, r.text
-    assert r.json()["pulses"] == live_gate.relay.stats.pulses > pulses
+    assert pulses < r.json()["pulses"] <= live_gate.relay.stats.pulses  # residents' grants pulse it too
     event_id = r.json()["event_id"]
     assert wait_for(lambda: live_gate.store.get_event(event_id) is not None, 5)
     detail = client.get(f"/api/events/{event_id}").json()
@@ -272,7 +275,7 @@ def test_healthz_metrics_and_openapi(live_gate: Gate, client: TestClient) -> Non
     text = client.get("/metrics").text
     assert metric(text, 'edge_gate_decisions_total{outcome="grant"}') >= 1
     assert metric(text, 'edge_gate_alarms_total{kind="fever"}') == 1
-    assert metric(text, "edge_gate_relay_pulses_total") == live_gate.relay.stats.pulses >= 1
+    assert 1 <= metric(text, "edge_gate_relay_pulses_total") <= live_gate.relay.stats.pulses  # it goes on pulsing
     assert metric(text, "edge_gate_camera_fps") > 0 and metric(text, "edge_gate_outbox_depth") >= 1
     assert metric(text, "edge_gate_up") == 1
     assert metric(text, "edge_gate_camera_skipped_fps") >= 0  # exported (-1: missing)
