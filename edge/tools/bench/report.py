@@ -22,7 +22,8 @@ def write_report(results: dict[str, list[str]], path: Path) -> None:
              f"- date: {datetime.date.today().isoformat()}",
              f"- machine: {cpu_model()}, {os.cpu_count()} cores, {mem_gb:.0f} GB RAM; {machine()}",
              f"- onnxruntime {_version('onnxruntime')}, numpy {_version('numpy')}, SQLite {sqlite3.sqlite_version}",
-             ""]
+             "- the community hub under 200 gates x 5 events/s: [hub-performance.md](hub-performance.md) "
+             "(`scripts/hub_load.py`)", ""]
     for key, title in BENCHMARKS.items():
         if key in results:
             parts += [f"## {title}", "", "```", *results[key], "```", ""]
