@@ -13,6 +13,7 @@ import pytest
 from edge.hub.db import HubDatabase
 from edge.tools.broker import Mosquitto
 from edge.tools.postgres import Postgres
+from tests.support.broker import running_broker
 
 _names = itertools.count(1)
 
@@ -47,9 +48,5 @@ def db(database_url: str) -> Iterator[HubDatabase]:
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    b = Mosquitto(tmp_path / "broker")
-    b.start()
-    try:
+    with running_broker(tmp_path / "broker") as b:
         yield b
-    finally:
-        b.stop()
