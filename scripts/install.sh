@@ -12,7 +12,8 @@
 #   /etc/edge-gate/gate.toml     from config/gate.example.toml; never overwritten once there
 #   /etc/edge-gate/credentials/  files for LoadCredential= (mqtt-password), root-only
 #   /var/lib/edge-gate/          the SQLite store (owned by the edge-gate user)
-#   /etc/systemd/system/         edge-gate.service, edge-gate@.service (enabled: edge-gate.service)
+#   /etc/systemd/system/         edge-gate.service, edge-gate@.service (enabled: edge-gate.service),
+#                                edge-gate-hub.service (the community hub, for the box next to the broker; not enabled)
 #   /etc/udev/rules.d/           99-edge-gate.rules (/dev/gate-thermal, /dev/gate-relay)
 #   /usr/local/bin/gate          link to the venv's `gate` command
 #
@@ -80,7 +81,7 @@ uninstall() {
     done
   fi
   say "removing units, udev rules, code and venv"
-  rm -f "$UNITS/edge-gate.service" "$UNITS/edge-gate@.service" "$RULES/99-edge-gate.rules"
+  rm -f "$UNITS/edge-gate.service" "$UNITS/edge-gate@.service" "$UNITS/edge-gate-hub.service" "$RULES/99-edge-gate.rules"
   [ -L "$BIN/gate" ] && rm -f "$BIN/gate"
   rm -rf "$OPT"  # a linked venv (--venv-from) is a symlink here: removed, not followed
   if systemd_running; then systemctl daemon-reload; fi
@@ -187,7 +188,8 @@ write_config() {
 install_units() {
   say "installing units and udev rules"
   mkdir -p "$UNITS" "$RULES"
-  install -m 0644 "$SRC/systemd/edge-gate.service" "$SRC/systemd/edge-gate@.service" "$UNITS/"
+  install -m 0644 "$SRC/systemd/edge-gate.service" "$SRC/systemd/edge-gate@.service" \
+    "$SRC/systemd/edge-gate-hub.service" "$UNITS/"
   install -m 0644 "$SRC/systemd/99-edge-gate.rules" "$RULES/"
   mkdir -p "$BIN"
   ln -sfn "$OPT_RT/.venv/bin/gate" "$BIN/gate"

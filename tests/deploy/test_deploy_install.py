@@ -45,7 +45,7 @@ def test_install_twice_then_uninstall_then_purge(tmp_path: Path) -> None:
     assert cred.is_file() and cred.stat().st_size == 0 and stat.S_IMODE(cred.stat().st_mode) == 0o600
     assert var.is_dir()
     # units and udev rules, as shipped
-    for name in ("edge-gate.service", "edge-gate@.service"):
+    for name in ("edge-gate.service", "edge-gate@.service", "edge-gate-hub.service"):
         assert (root / "etc/systemd/system" / name).read_text() == (REPO / "systemd" / name).read_text()
     rules = root / "etc/udev/rules.d/99-edge-gate.rules"
     assert rules.read_text() == (REPO / "systemd/99-edge-gate.rules").read_text()
@@ -74,6 +74,7 @@ def test_install_twice_then_uninstall_then_purge(tmp_path: Path) -> None:
     assert not opt.exists()
     assert not (root / "etc/systemd/system/edge-gate.service").exists()
     assert not (root / "etc/systemd/system/edge-gate@.service").exists()
+    assert not (root / "etc/systemd/system/edge-gate-hub.service").exists()
     assert not rules.exists() and not link.is_symlink()
     assert (etc / "gate.toml").is_file() and (var / "gate.db").is_file()
     assert (VENV_BIN / "gate").is_file()

@@ -63,7 +63,8 @@ def directives(path: Path) -> dict[str, list[str]]:
     return out
 
 
-@pytest.mark.parametrize(("src", "name"), [(SERVICE, "edge-gate.service"), (TEMPLATE, "edge-gate@entry.service")])
+@pytest.mark.parametrize(("src", "name"), [(SERVICE, "edge-gate.service"), (TEMPLATE, "edge-gate@entry.service"),
+                                          (UNITS / "edge-gate-hub.service", "edge-gate-hub.service")])
 def test_units_verify_clean(src: Path, name: str, tmp_path: Path) -> None:
     assert verify(_staged(src, tmp_path, name)) == []
 
