@@ -14,7 +14,7 @@ from gate_helpers import camera_of, codes, demo_root, gate_config, run_until
 from edge.config import load_config
 from edge.gate import Gate
 from edge.lane import Outcome
-from edge.protocol.payloads import HUB_STATE_SCHEMA, HubState
+from edge.protocol.payloads import HUB_STATE_SCHEMA, PASSAGES_SCHEMA, HubState, Passages
 from edge.records import ts_text
 from edge.store import Passage, PersonRecord, Store
 
@@ -73,6 +73,45 @@ def test_a_use_at_a_peer_gate_counts_once_however_often_it_is_delivered(prepared
         assert person is not None and person.uses == 2
         assert [p.gate_id for p in store.recent_passages("V001", datetime.now(UTC) - timedelta(hours=1))] \
             == ["north-2", "south-1"]
+
+
+@pytest.mark.slow
+def test_the_hubs_backfill_counts_each_missed_passage_once(prepared: Path, tmp_path: Path) -> None:
+    """Passages the gate missed while away, from the hub (signed; the intake verified them): each a passage
+    and one use, once even when the live event also came; its own gate's and future ones left out."""
+    cfg = load_config(gate_config(prepared, tmp_path, camera_of(prepared, tmp_path, "V001")))
+    db = cfg.gate.data_dir / "gate.db"
+    valid_visitor(db, max_uses=3)
+    outcomes: list[Outcome] = []
+    gate = Gate(cfg, on_outcome=outcomes.append)
+    now = datetime.now(UTC)
+    when = now - timedelta(minutes=30)
+    gate.peers.on_event({"decision": "grant", "person_id": "V001", "gate_id": "north-2", "direction": "in",
+                         "ts": ts_text(when)})  # the live event came too
+
+    def answer() -> Passages:
+        return Passages.model_validate({
+            "schema": PASSAGES_SCHEMA, "community": "c", "gate": cfg.gate.id, "since": now - timedelta(hours=1),
+            "more": False, "ts": now, "signature": {"alg": "ed25519", "key_id": "0" * 16, "value": ""},
+            "passages": [
+                {"person_id": "V001", "ts": when, "gate_id": "north-2", "direction": "in"},  # the same one
+                {"person_id": "V001", "ts": now - timedelta(minutes=20), "gate_id": "east-3", "direction": "in"},
+                {"person_id": "V001", "ts": now - timedelta(minutes=10), "gate_id": cfg.gate.id, "direction": "in"},
+                {"person_id": "V001", "ts": now + timedelta(days=1), "gate_id": "east-3", "direction": "in"}]})
+    written = []
+
+    def script() -> bool:
+        if not written:
+            gate.peers.on_backfill(answer())
+            gate.peers.on_backfill(answer())  # asked twice (a reconnect): nothing counted twice
+            written.append(gate.writer.submit(gate.store.outbox_depth))
+        return written[0].done()
+    run_until(gate, script)
+    with Store.open(db) as store:
+        person = store.get_person("V001")
+        assert person is not None and person.uses == 2  # north-2 and east-3, once each
+        assert sorted(p.gate_id for p in store.recent_passages("V001", now - timedelta(hours=1))) == \
+            ["east-3", "north-2"]
 
 
 @pytest.mark.slow
