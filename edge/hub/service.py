@@ -122,6 +122,8 @@ class Hub:
                     self._watch()
                 except HubDbError as exc:
                     log.error("database: %s; retrying", exc)
+                except Exception:  # a fault in one turn must not end the service: logged, tried again
+                    log.exception("hub turn failed; retrying")
                 stop.wait(STEP_S)
         finally:
             self.stop()
@@ -167,6 +169,8 @@ class Hub:
 
     def _answer_backfills(self) -> None:
         """Each gate's passages request: the other gates' grants since then, signed (protocol §7b)."""
+        if not self.connected.is_set():
+            return  # kept until the connection is back
         with self._lock:
             asked, self._backfills = self._backfills, []
         for gate, since in asked:
