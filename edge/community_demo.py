@@ -6,7 +6,6 @@ the process's name. Data under `.demo/community/` (`broker/`, `hub/`, `entry/`, 
 
 from __future__ import annotations
 
-import base64
 import os
 import shutil
 import signal
@@ -64,10 +63,10 @@ state_interval_s = 10
 
 def _register(hub_dir: Path) -> tuple[str, list[str]]:
     """The hub's register: the demo's residents and a visitor, with templates made from their photos."""
-    import numpy as np
 
     from edge.hub.config import load_hub_config
     from edge.hub.db import HubDatabase
+    from edge.hub.photos import templates_of
     from edge.hub.register import Register
     from edge.models import fetch_samples, load_manifest
     from edge.protocol.signing import SigningKey
@@ -90,9 +89,8 @@ def _register(hub_dir: Path) -> tuple[str, list[str]]:
         "valid_until": (now + timedelta(days=1)).isoformat()}))
     for pid, name, path, extra in people:
         faces = engine.analyze(load_image(str(path)))
-        vec = np.asarray(faces[0].embedding, dtype="<f4")
-        entries.append({"id": pid, "name": name, **extra, "templates": {
-            "model_id": engine.model_id, "embeddings": [base64.b64encode(vec.tobytes()).decode("ascii")]}})
+        vec = [float(x) for x in faces[0].embedding]
+        entries.append({"id": pid, "name": name, **extra, "templates": templates_of(vec, engine.model_id)})
     with HubDatabase.open(cfg.database_url) as db:
         reg = Register(db)
         for name, _direction in GATES:  # each gate's identity made now, registered before it first connects

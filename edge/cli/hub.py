@@ -107,29 +107,12 @@ def _start_page(cfg: HubConfig, db: HubDatabase) -> Any:
 
     import uvicorn
 
+    from edge.hub.photos import HubFaces
     from edge.hub.web import HubWeb, create_hub_app
 
-    engine: list[Any] = []
-
-    def embed(photo: bytes) -> list[float]:
-        from edge.config.vision import VisionSection
-        from edge.vision import FaceEngine
-        from edge.vision.image import ImageError, decode_image
-
-        if not engine:
-            engine.append(FaceEngine(VisionSection()))
-        try:
-            faces = engine[0].analyze(decode_image(photo, "the uploaded photo"))
-        except ImageError as exc:
-            raise ValueError(str(exc)) from exc
-        if not faces:
-            raise ValueError("no face found in the photo")
-        if faces[0].quality is not None and not faces[0].quality.ok:
-            raise ValueError(f"face quality too low ({', '.join(faces[0].quality.reasons)})")
-        return [float(x) for x in faces[0].embedding]
-
+    faces = HubFaces()
     keep = (lambda pid, photo: keep_photo(cfg, pid, photo)) if cfg.hub.keep_photos else None
-    app = create_hub_app(HubWeb(db, embed, language=cfg.hub.web_language, keep_photo=keep))
+    app = create_hub_app(HubWeb(db, faces.embed, language=cfg.hub.web_language, keep_photo=keep))
     server = uvicorn.Server(uvicorn.Config(app, host=cfg.hub.web_host, port=cfg.hub.web_port, log_level="warning",
                                            access_log=False, server_header=False))
     threading.Thread(target=server.run, name="hub-web", daemon=True).start()
@@ -164,26 +147,27 @@ def cmd_account(args: argparse.Namespace) -> int:
     return 0
 
 
-def _embed_photo(path: Path) -> dict[str, Any]:
+_FACES: list[Any] = []  # the CLI process's one HubFaces (an import embeds many photos with one engine)
+
+
+def _templates(photo: bytes, what: str) -> dict[str, Any]:
     """Templates from a face photo, by the hub's own face engine (the photo is not kept)."""
-    import numpy as np
+    from edge.hub.photos import HubFaces
 
-    from edge.config.vision import VisionSection
-    from edge.vision import FaceEngine
-    from edge.vision.image import ImageError, decode_image
-
+    if not _FACES:
+        _FACES.append(HubFaces())
     try:
-        image = decode_image(path.read_bytes(), str(path))
-    except (OSError, ImageError) as exc:
-        raise _Fail(f"photo {path}: {exc}") from exc
-    engine = FaceEngine(VisionSection())
-    faces = engine.analyze(image)
-    if not faces:
-        raise _Fail(f"photo {path}: no face found")
-    if faces[0].quality is not None and not faces[0].quality.ok:
-        raise _Fail(f"photo {path}: face quality too low ({', '.join(faces[0].quality.reasons)})")
-    vec = np.asarray(faces[0].embedding, dtype="<f4")
-    return {"model_id": engine.model_id, "embeddings": [base64.b64encode(vec.tobytes()).decode("ascii")]}
+        return dict(_FACES[0].templates(photo, what))
+    except ValueError as exc:
+        raise _Fail(f"photo {' '.join(str(exc).split())}") from exc
+
+
+def _embed_photo(path: Path) -> dict[str, Any]:
+    try:
+        photo = path.read_bytes()
+    except OSError as exc:
+        raise _Fail(f"photo {path}: {exc.strerror or exc}") from exc
+    return _templates(photo, str(path))
 
 
 def _fields(args: argparse.Namespace) -> dict[str, Any]:
@@ -251,13 +235,8 @@ def cmd_person_import(args: argparse.Namespace) -> int:
     except PersonFileError as exc:
         raise _Fail(str(exc)) from exc
     for entry in upserts:
-        if entry.get("photo_jpeg"):
-            tmp = Path(args.file).parent / f".{entry['id']}.jpg.tmp"
-            tmp.write_bytes(base64.b64decode(entry.pop("photo_jpeg")))
-            try:
-                entry["templates"] = _embed_photo(tmp)
-            finally:
-                tmp.unlink(missing_ok=True)
+        if entry.get("photo_jpeg"):  # checked base64 by the person file reader; never written to disk
+            entry["templates"] = _templates(base64.b64decode(entry.pop("photo_jpeg")), f"the photo of {entry['id']}")
     batch = cfg.hub.import_batch
     versions = [_change(lambda part=upserts[i:i + batch]: reg.upsert(part, ACTOR))
                 for i in range(0, len(upserts), batch)]

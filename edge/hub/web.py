@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 
 from edge.hub.db import HubDatabase
+from edge.hub.photos import templates_of
 from edge.hub.queries import board, events
 from edge.hub.register import Register, RegisterError, audit_row
 from edge.hub.watch import Watch
@@ -193,7 +194,7 @@ def create_hub_app(web: HubWeb) -> FastAPI:
             if photo is not None:
                 if web.embed is None:
                     raise ValueError("this hub has no face engine")
-                entry["templates"] = _templates(web.embed(photo), web.model_id)
+                entry["templates"] = templates_of(web.embed(photo), web.model_id)
             version = web.register.upsert([entry], s.guard)
             if data.get("group"):
                 web.register.set_groups(str(entry.get("id")), [str(data["group"])], s.guard)
@@ -294,13 +295,6 @@ def create_hub_app(web: HubWeb) -> FastAPI:
         return JSONResponse({"ok": True})
 
     return app
-
-
-def _templates(vec: list[float], model_id: str) -> dict[str, Any]:
-    import numpy as np
-
-    arr = np.asarray(vec, dtype="<f4")
-    return {"model_id": model_id, "embeddings": [base64.b64encode(arr.tobytes()).decode("ascii")]}
 
 
 def add_account(db: HubDatabase, name: str, role: str, password: str) -> None:
