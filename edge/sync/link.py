@@ -69,6 +69,8 @@ class Link:
         self._v5 = cfg.protocol == "5"
         self.heartbeat = Heartbeat()  # the network thread's; the gate's watchdog checks it
         self.connected = threading.Event()
+        self.subscribed = threading.Event()  # this connection's SUBACKs are all in: messages now reach the gate
+        self._pending_subs: set[int] = set()
         self._commands: queue.SimpleQueue[tuple[str, str, int, bool]] = queue.SimpleQueue()
         self._wake_r, self._wake_w = socket.socketpair()  # a byte on it ends the network thread's wait
         self._wake_r.setblocking(False)
@@ -245,6 +247,7 @@ class Link:
     def _lost(self) -> None:
         """The connection ended: forget everything in flight; the outbox still holds those rows."""
         self.connected.clear()
+        self.subscribed.clear()
         self._session = False
         self._outbox.lost()
         self._stats.set("connected_since", None)
@@ -258,8 +261,11 @@ class Link:
             self._stats.error("MQTT broker %s refused the connection: %s", self.cfg.url, reason_code)
             return
         self._outbox.connected(getattr(properties, "ReceiveMaximum", None) if properties is not None else None)
-        for subs in self._intake.subscriptions(self._v5):
-            self._subscribe(client, subs)
+        self.subscribed.clear()
+        self._pending_subs = {self._subscribe(client, subs) for subs in self._intake.subscriptions(self._v5)}
+        self._pending_subs.discard(-1)
+        if not self._pending_subs:
+            self.subscribed.set()
         self.connected.set()
         self._session = True
         self._stats.count("connects")
@@ -272,17 +278,21 @@ class Link:
         self._next_state = time.monotonic() + self.cfg.state_interval_s
         log.info("MQTT connected to %s as %s", self.cfg.url, self.topics.gate)
 
-    def _subscribe(self, client: mqtt.Client, subs: list[tuple[str, Any]]) -> None:
+    def _subscribe(self, client: mqtt.Client, subs: list[tuple[str, Any]]) -> int:
+        """Send one SUBSCRIBE; its message id (-1: none went out)."""
         if self._v5:
-            client.subscribe([(t, o if isinstance(o, SubscribeOptions) else SubscribeOptions(qos=o)) for t, o in subs])
+            rc, mid = client.subscribe([(t, o if isinstance(o, SubscribeOptions) else SubscribeOptions(qos=o))
+                                        for t, o in subs])
         else:
-            client.subscribe(subs)
+            rc, mid = client.subscribe(subs)
+        return mid if rc == MQTTErrorCode.MQTT_ERR_SUCCESS and mid is not None else -1
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: ReasonCode,
                        properties: Properties | None) -> None:
         if self.connected.is_set() and self._on_link is not None:
             self._on_link(False)
         self.connected.clear()
+        self.subscribed.clear()
         if failed(reason_code) and not self._stop.is_set() and not self._refused:
             self._stats.error("MQTT disconnected from %s: %s", self.cfg.url, reason_code)
 
@@ -291,6 +301,9 @@ class Link:
         bad = [str(rc) for rc in reason_codes if failed(rc)]
         if bad:
             self._stats.error("MQTT broker refused subscriptions: %s", ", ".join(bad))
+        self._pending_subs.discard(mid)
+        if not self._pending_subs:
+            self.subscribed.set()
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason_code: ReasonCode,
                     properties: Properties | None) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -142,7 +143,10 @@ class MqttSync:
         return self.link.connected.is_set()
 
     def wait_connected(self, timeout: float) -> bool:
-        return self.link.connected.wait(timeout)
+        """Connected, with the broker's SUBACK for every subscription in: a message published from now on
+        reaches the gate (being connected alone does not promise that)."""
+        deadline = time.monotonic() + timeout
+        return self.link.connected.wait(timeout) and self.link.subscribed.wait(max(0.0, deadline - time.monotonic()))
 
     def health(self) -> JsonDict:
         out = self.stats.snapshot()
