@@ -114,7 +114,7 @@ def _start_page(cfg: HubConfig, db: HubDatabase) -> Any:
     keep = (lambda pid, photo: keep_photo(cfg, pid, photo)) if cfg.hub.keep_photos else None
     app = create_hub_app(HubWeb(db, faces.embed, language=cfg.hub.web_language, keep_photo=keep))
     server = uvicorn.Server(uvicorn.Config(app, host=cfg.hub.web_host, port=cfg.hub.web_port, log_level="warning",
-                                           access_log=False, server_header=False))
+                                           access_log=False, server_header=False, proxy_headers=False))
     threading.Thread(target=server.run, name="hub-web", daemon=True).start()
     deadline = time.monotonic() + 15
     while not server.started and time.monotonic() < deadline:

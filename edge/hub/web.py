@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +26,8 @@ from edge.hub.queries import board, events
 from edge.hub.register import Register, RegisterError, audit_row
 from edge.hub.watch import Watch
 from edge.records import ts_text
-from edge.web.auth import LoginLimiter, Session, Sessions, same_token, verify_password
+from edge.web.auth import Session, Sessions, same_token, verify_password
+from edge.web.login_guard import LoginLimiter, LoginTokens, posted_by_this_page
 
 COOKIE = "hub_session"
 LOGIN_COOKIE = "hub_login_csrf"
@@ -69,7 +69,8 @@ class HubWeb:
         self.register, self.watch = Register(db), Watch(db)
         self.language, self.secure = language, secure_cookies
         self.sessions = Sessions(session_hours)
-        self.limiter = LoginLimiter(10)
+        self.limiter = LoginLimiter(20)
+        self.login_tokens = LoginTokens()
         self.templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 
     # ------------------------------------------------------------------------------------ helpers
@@ -125,7 +126,7 @@ def create_hub_app(web: HubWeb) -> FastAPI:
 
     @app.get("/login", response_class=HTMLResponse)
     def login_form(request: Request) -> Response:
-        token = secrets.token_urlsafe(24)
+        token = web.login_tokens.issue()
         resp = web.page(request, "hub_login.html", None, login_csrf=token, error=request.query_params.get("e"))
         resp.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=web.secure)
         return resp
@@ -134,16 +135,20 @@ def create_hub_app(web: HubWeb) -> FastAPI:
     async def login(request: Request) -> Response:
         raw = await request.body()
         form = {k: v[0] for k, v in parse_qs(raw[:4096].decode("utf-8", "replace")).items()}
-        if not same_token(form.get("csrf"), request.cookies.get(LOGIN_COOKIE)):
+        if (not posted_by_this_page(request.headers, request.headers.get("host"))
+                or not same_token(form.get("csrf"), request.cookies.get(LOGIN_COOKIE))
+                or not web.login_tokens.redeem(form.get("csrf"))):
             return RedirectResponse("/login?e=1", 303)
         name, peer = form.get("name", "")[:64], request.client.host if request.client else "?"
-        wait = web.limiter.check(f"ip:{peer}:{name}", f"user:{name}")
-        if wait:
-            return Response("too many attempts; wait and try again", 429, headers={"retry-after": str(wait)})
+        verdict = web.limiter.check(peer, name)
+        if verdict.wait_s:
+            return Response("too many attempts; wait and try again", 429, headers={"retry-after": str(verdict.wait_s)})
         row = web.db.one("SELECT role, password_hash, disabled FROM accounts WHERE name = ?", (name,))
         if not verify_password(row[1] if row and not row[2] else None, form.get("password", "")):
+            web.limiter.failed(peer, name)
             return RedirectResponse("/login?e=1", 303)
         assert row is not None
+        web.limiter.succeeded(peer, name)
         s = web.sessions.create(name, str(row[0]))
         web.audit(name, "login", {"from": peer})
         resp = RedirectResponse("/", 303)

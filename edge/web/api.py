@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 CSRF_HEADER = "X-CSRF-Token"
 HEALTH_EVERY_S = 2.0
+STREAM_TICK_S = 0.25  # how often a live stream looks at its session between items
 PREVIEW_FPS = 5.0
 
 State = Annotated[WebState, Depends(web_state)]
@@ -141,9 +142,13 @@ def alarms(st: State, _s: Guard, unacknowledged: bool = False,
 
 
 @router.post("/api/alarms/{alarm_id}/ack", summary="Acknowledge an alarm as the logged-in guard",
-             responses={404: {"description": "no such unacknowledged alarm"},
+             responses={403: {"description": "a viewer, and viewers may not acknowledge"},
+                        404: {"description": "no such unacknowledged alarm"},
                         503: {"description": "the store refused the write (disk full): try again"}})
 def acknowledge(st: State, s: CsrfGuard, alarm_id: Annotated[str, PathParam(max_length=64)]) -> AckResult:
+    if s.role != "operator" and not st.cfg.viewers_may_acknowledge:
+        st.writes.audit(s.guard, "alarm_ack_refused", {"alarm_id": alarm_id, "role": s.role})
+        raise HTTPException(403, "only operators may acknowledge alarms ([web] viewers_may_acknowledge)")
     try:
         done = st.writes.acknowledge_alarm(alarm_id, s.guard).result(timeout=10)
     except (StoreError, TimeoutError) as exc:
@@ -196,7 +201,9 @@ def health_payload(st: WebState, request: Request) -> dict[str, Any]:
 @router.get("/api/stream", summary="Live decisions, alarms and health (text/event-stream)",
             response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
 async def stream(request: Request, st: State, s: Guard) -> StreamingResponse:
-    t, token = st.translator(request), s.token
+    """Ends with a `logout` event once the session does (logout, expiry, the guard disabled) and with a
+    `reload` event when the guard's role changed, within one session check (0.5 s) plus STREAM_TICK_S."""
+    t, role = st.translator(request), s.role
 
     async def events() -> AsyncIterator[str]:
         q = st.live.open()
@@ -205,19 +212,22 @@ async def stream(request: Request, st: State, s: Guard) -> StreamingResponse:
         try:
             yield "retry: 2000\n\n"
             while True:
+                if not s.holds(role):
+                    log.info("live stream of %s ended: %s", s.guard, s.ended or "role changed")
+                    yield _sse("logout" if s.ended else "reload", {})
+                    return
                 if loop.time() >= next_health:  # on schedule, however busy the gate is
                     next_health = loop.time() + HEALTH_EVERY_S
-                    if await asyncio.to_thread(st.live_session, token) is None:  # logged out or disabled
-                        yield _sse("logout", {})
-                        return
                     yield _sse("health", await asyncio.to_thread(health_payload, st, request))
                 try:
-                    item = await asyncio.wait_for(q.get(), max(0.05, next_health - loop.time()))
+                    item = await asyncio.wait_for(q.get(), max(0.05, min(STREAM_TICK_S, next_health - loop.time())))
                 except TimeoutError:
                     continue
                 if item is None:
                     return
                 kind, payload = item
+                if not s.holds(role):
+                    continue  # nothing more for a session that has ended
                 if kind == "decision":
                     name = payload.get("name")
                     yield _sse("decision", event_view(payload, name if isinstance(name, str) else None, t, st.tz))
@@ -233,14 +243,17 @@ async def stream(request: Request, st: State, s: Guard) -> StreamingResponse:
 @router.get("/preview.mjpg", include_in_schema=False)
 async def preview(st: State, s: Guard, frames: Annotated[int, Query(ge=0, le=100_000)] = 0) -> StreamingResponse:
     """The live camera view with face boxes and names; `frames` > 0 ends the stream after that many. The
-    stream ends too once the guard's session does (logout, expiry, `gate guard disable`)."""
+    stream ends too once the guard's session does (logout, expiry, `gate guard disable`, a role change):
+    no frame goes out after the session check that saw it."""
+    role = s.role
+
     async def parts() -> AsyncIterator[bytes]:
         sent = 0
         while not st.live.closed and not st.gate.stopping() and (frames == 0 or sent < frames):
-            if await asyncio.to_thread(st.live_session, s.token) is None:  # logged out, expired or disabled
-                log.info("preview of %s ended: the session is no longer valid", s.guard)
-                return
             jpeg = await asyncio.to_thread(st.gate.preview_jpeg)
+            if not s.holds(role):  # checked after the (slow) frame, right before it would go out
+                log.info("preview of %s ended: %s", s.guard, s.ended or "role changed")
+                return
             if jpeg:
                 yield (b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: " + str(len(jpeg)).encode()
                        + b"\r\n\r\n" + jpeg + b"\r\n")

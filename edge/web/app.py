@@ -23,9 +23,11 @@ from fastapi.templating import Jinja2Templates
 
 from edge.config.web import WebConfig
 from edge.records import GuardRecord
-from edge.web.auth import SESSION_COOKIE, LoginLimiter, Session, Sessions
+from edge.web.auth import SESSION_COOKIE, Session, Sessions
+from edge.web.client_address import AddressResolver, ClientAddress
 from edge.web.i18n import LANG_COOKIE, Translator, pick_language
 from edge.web.live import Live
+from edge.web.login_guard import LoginLimiter, LoginTokens
 from edge.web.metrics import GateMetrics
 from edge.web.ports import GateActions, GuardWrites, StoreView, WebParts
 
@@ -49,6 +51,8 @@ class WebState:
     live: Live
     templates: Jinja2Templates
     tz: tzinfo
+    addresses: AddressResolver
+    login_tokens: LoginTokens
 
     @property
     def store(self) -> StoreView:
@@ -98,8 +102,26 @@ class WebState:
         state = connected()
         return True, bool(state) if state is not None else None
 
-    def client_ip(self, request: Request) -> str:
-        return request.client.host if request.client else "unknown"
+    def client(self, request: Request) -> ClientAddress:
+        """The TCP peer and, from a trusted proxy only, the address it forwarded for."""
+        return self.addresses.resolve(request.client.host if request.client else None, request.headers)
+
+    def check_sessions(self) -> None:
+        """Every logged-in guard re-read from the store (a thread, twice a second): the streams of a
+        guard who logged out, was disabled or changed role end at the next check."""
+        try:
+            self.sessions.check_all(self.guard)
+        except Exception as exc:  # the store is down: sessions stay as they are, streams go on
+            log.error("guards' sessions not re-checked: %s", exc)
+
+
+SESSION_CHECK_S = 0.5
+
+
+async def _check_sessions(st: WebState) -> None:
+    while True:
+        await asyncio.to_thread(st.check_sessions)
+        await asyncio.sleep(SESSION_CHECK_S)
 
 
 def web_state(request: Request) -> WebState:
@@ -130,17 +152,22 @@ def create_app(parts: WebParts, cfg: WebConfig | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         live.start(asyncio.get_running_loop())
+        checker = asyncio.create_task(_check_sessions(app.state.web), name="session-check")
         try:
             yield
         finally:
+            checker.cancel()
             live.stop()
 
     app = FastAPI(title=f"edge-gate {parts.gate_id}", version="1", lifespan=lifespan,
                   docs_url=None, redoc_url=None,
                   description="The guards' status page of one gate: JSON API (the HTML pages are not listed).")
     templates = Jinja2Templates(directory=str(HERE / "templates"))
-    app.state.web = WebState(parts, web_cfg, Sessions(web_cfg.session_hours),
-                             LoginLimiter(web_cfg.login_attempts_per_minute), metrics, live, templates, tz)
+    limiter = LoginLimiter(web_cfg.login_attempts_per_minute, free_failures=web_cfg.login_free_failures,
+                           max_backoff_s=web_cfg.login_max_backoff_s,
+                           global_per_minute=web_cfg.login_failures_global_per_minute)
+    app.state.web = WebState(parts, web_cfg, Sessions(web_cfg.session_hours), limiter, metrics, live, templates, tz,
+                             AddressResolver(web_cfg.trusted_proxies), LoginTokens())
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(api_router)
     app.include_router(pages_router)

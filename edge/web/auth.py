@@ -1,5 +1,7 @@
-"""Guard authentication: argon2 password hashes, server-side sessions with expiry and a CSRF token
-each, and a sliding-window limit on login attempts per client address and per guard name."""
+"""Guard authentication: argon2 password hashes and server-side sessions with expiry and a CSRF token
+each, re-checked against the guards table (`Sessions.check_all`) so that what a session holds open ends
+when the guard logs out, is disabled, changes role or the session expires. The login limiter and the
+login form's tokens are in `login_guard`."""
 
 from __future__ import annotations
 
@@ -8,8 +10,9 @@ import logging
 import secrets
 import threading
 import time
-from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -45,6 +48,13 @@ def same_token(a: str | None, b: str | None) -> bool:
     return bool(a) and bool(b) and hmac.compare_digest(str(a), str(b))
 
 
+class GuardLike(Protocol):
+    @property
+    def role(self) -> str: ...
+    @property
+    def disabled(self) -> bool: ...
+
+
 @dataclass
 class Session:
     token: str
@@ -53,6 +63,11 @@ class Session:
     csrf: str
     expires: float  # time.monotonic()
     created: float = field(default_factory=time.monotonic)
+    ended: str | None = None  # why it ended ("logout", "disabled", "expired"): open streams close on it
+
+    def holds(self, role: str) -> bool:
+        """Still good for a stream opened with `role`: not ended, and the role has not changed since."""
+        return self.ended is None and self.role == role
 
 
 class Sessions:
@@ -62,6 +77,7 @@ class Sessions:
         self.lifetime_s = hours * 3600.0
         self._by_token: dict[str, Session] = {}
         self._lock = threading.Lock()
+        self.checks = 0  # how many times check_all has run (tests tell "within one check" by it)
 
     def create(self, guard: str, role: str) -> Session:
         s = Session(secrets.token_urlsafe(32), guard, role, secrets.token_urlsafe(32),
@@ -77,58 +93,47 @@ class Sessions:
         with self._lock:
             s = self._by_token.get(token)
             if s is not None and s.expires <= time.monotonic():
-                del self._by_token[token]
+                self._end(token, "expired")
                 return None
             return s
 
-    def drop(self, token: str | None) -> None:
+    def drop(self, token: str | None, why: str = "logout") -> None:
         with self._lock:
-            self._by_token.pop(token or "", None)
+            self._end(token or "", why)
 
-    def drop_guard(self, guard: str) -> None:
+    def drop_guard(self, guard: str, why: str = "disabled") -> None:
         with self._lock:
             for token in [t for t, s in self._by_token.items() if s.guard == guard]:
-                del self._by_token[token]
+                self._end(token, why)
+
+    def check_all(self, lookup: Callable[[str], GuardLike | None]) -> None:
+        """Re-read every logged-in guard (`lookup`: the guards table, None when the guard is gone): end
+        the sessions of disabled or deleted guards and expired sessions, take a changed role. Streams
+        watch `Session.holds`, so what they hold open closes at the next check (`checks` counts them)."""
+        with self._lock:
+            self._purge()
+            names = {s.guard for s in self._by_token.values()}
+        current = {name: lookup(name) for name in names}  # outside the lock: this reads the store
+        with self._lock:
+            for token, s in list(self._by_token.items()):
+                if s.guard not in current:
+                    continue  # logged in while the store was read: the next check sees it
+                guard = current[s.guard]
+                if guard is None or guard.disabled:
+                    self._end(token, "disabled")
+                else:
+                    s.role = guard.role
+            self.checks += 1
+
+    def _end(self, token: str, why: str) -> None:
+        s = self._by_token.pop(token, None)
+        if s is not None:
+            s.ended = why
 
     def _purge(self) -> None:
         now = time.monotonic()
         for token in [t for t, s in self._by_token.items() if s.expires <= now]:
-            del self._by_token[token]
+            self._end(token, "expired")
 
     def __len__(self) -> int:
         return len(self._by_token)
-
-
-class LoginLimiter:
-    """At most `per_minute` attempts in any 60 s per key ("ip:..." and "user:..."); `check` tells how many
-    seconds to wait (0: go ahead, and the attempt is counted)."""
-
-    WINDOW_S = 60.0
-    MAX_KEYS = 10_000
-
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
-        self._hits: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def check(self, *keys: str) -> int:
-        now = time.monotonic()
-        with self._lock:
-            if len(self._hits) > self.MAX_KEYS:
-                self._hits = {k: q for k, q in self._hits.items() if q and now - q[-1] < self.WINDOW_S}
-            wait = 0.0
-            for key in keys:
-                q = self._hits.setdefault(key, deque())
-                while q and now - q[0] >= self.WINDOW_S:
-                    q.popleft()
-                if len(q) >= self.per_minute:
-                    wait = max(wait, self.WINDOW_S - (now - q[0]))
-            if wait > 0:
-                return max(1, int(wait + 0.999))
-            for key in keys:
-                self._hits[key].append(now)
-            return 0
-
-    def forget(self, key: str) -> None:
-        with self._lock:
-            self._hits.pop(key, None)

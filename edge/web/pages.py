@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from edge.records import AlarmRecord
 from edge.web.api import health_payload
 from edge.web.app import WebState, require_session, web_state
 from edge.web.auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Session, same_token, verify_password
+from edge.web.client_address import ClientAddress
 from edge.web.i18n import LANG_COOKIE, LANGUAGES
+from edge.web.login_guard import posted_by_this_page
 from edge.web.views import alarm_view, event_view
 
 log = logging.getLogger(__name__)
@@ -35,7 +37,8 @@ def render(st: WebState, request: Request, name: str, session: Session | None, s
     t = st.translator(request)
     base = {"t": t, "lang": t.lang, "session": session, "csrf": session.csrf if session else "",
             "gate_id": st.parts.gate_id, "active": name.removesuffix(".html"),
-            "unacked": len(st.store.alarms(unacknowledged=True, limit=1000)) if session else 0}
+            "unacked": len(st.store.alarms(unacknowledged=True, limit=1000)) if session else 0,
+            "may_ack": session is not None and (session.role == "operator" or st.cfg.viewers_may_acknowledge)}
     return st.templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
 
 
@@ -53,11 +56,16 @@ def set_cookie(st: WebState, response: Response, name: str, value: str, max_age:
                         secure=st.cfg.secure_cookies)
 
 
+def login_cookie(st: WebState) -> str:
+    """`__Host-` where the page is served over TLS: only this host's secure origin can set it."""
+    return f"__Host-{LOGIN_CSRF_COOKIE}" if st.cfg.secure_cookies else LOGIN_CSRF_COOKIE
+
+
 def _login_page(st: WebState, request: Request, error: str | None = None, status_code: int = 200,
                 headers: dict[str, str] | None = None) -> HTMLResponse:
-    token = secrets.token_urlsafe(32)
+    token = st.login_tokens.issue()
     response = render(st, request, "login.html", None, status_code, login_csrf=token, error=error)
-    set_cookie(st, response, LOGIN_CSRF_COOKIE, token, 3600, path="/login")
+    set_cookie(st, response, login_cookie(st), token, 3600, path="/")
     response.headers.update(headers or {})
     return response
 
@@ -71,29 +79,47 @@ def login_form(request: Request, st: State) -> Response:
 
 @router.post("/login")
 async def login(request: Request, st: State) -> Response:
+    """CSRF: the post must come from this page's origin (not another port of this host), carry the
+    token of its cookie, and that token must be one this server issued and nobody has used yet."""
     t = st.translator(request)
     form = await read_form(request)
-    if form is None or not same_token(form.get("csrf"), request.cookies.get(LOGIN_CSRF_COOKIE)):
+    client = st.client(request)
+    if (form is None or not posted_by_this_page(request.headers, request.headers.get("host"))
+            or not same_token(form.get("csrf"), request.cookies.get(login_cookie(st)))
+            or not st.login_tokens.redeem(form.get("csrf"))):
+        log.warning("login form refused (CSRF check) from %s", client.effective)
         return _login_page(st, request, t("csrf.failed"), 403)
     name = form.get("name", "").strip()[:64]
     password = form.get("password", "")
-    ip = st.client_ip(request)
-    wait = st.limiter.check(f"ip:{ip}", f"user:{name.lower()}")
-    if wait:
-        log.warning("login rate limit: %s from %s, retry in %s s", name, ip, wait)
-        return _login_page(st, request, t("login.too_many", seconds=wait), 429, {"Retry-After": str(wait)})
+    verdict = st.limiter.check(client.effective, name)
+    if verdict.wait_s:
+        log.warning("login rate limit (%s): %s from %s, retry in %s s", verdict.why, name, client.effective,
+                    verdict.wait_s)
+        return _login_page(st, request, t("login.too_many", seconds=verdict.wait_s), 429,
+                           {"Retry-After": str(verdict.wait_s)})
     guard = await asyncio.to_thread(st.guard, name) if name else None
     ok = await asyncio.to_thread(verify_password, guard.password_hash if guard else None, password)
     if not ok or guard is None or guard.disabled:
-        st.writes.audit(name or "-", "login_failed", {"ip": ip})
+        st.writes.audit(name or "-", "login_failed", client.audit())
+        if st.limiter.failed(client.effective, name):
+            _lockout_alarm(st, name, client)
         return _login_page(st, request, t("login.failed"), 401)
+    st.limiter.succeeded(client.effective, name)
     session = st.sessions.create(guard.name, guard.role)
-    st.writes.audit(guard.name, "login", {"ip": ip, "role": guard.role})
-    log.info("guard %s (%s) logged in from %s", guard.name, guard.role, ip)
+    st.writes.audit(guard.name, "login", {**client.audit(), "role": guard.role})
+    log.info("guard %s (%s) logged in from %s", guard.name, guard.role, client.effective)
     response = RedirectResponse("/", status_code=303)
     set_cookie(st, response, SESSION_COOKIE, session.token, max(1, int(st.sessions.lifetime_s)))
-    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    response.delete_cookie(login_cookie(st), path="/")
     return response
+
+
+def _lockout_alarm(st: WebState, name: str, client: ClientAddress) -> None:
+    """One alarm when a name is locked out (the limiter says when: once a minute at most per name)."""
+    message = f"login locked out for {name or '-'}: repeated wrong passwords (last from {client.effective})"
+    log.warning("%s", message)
+    st.gate.record_alarm(AlarmRecord(ts=datetime.now(UTC), kind="login_lockout", severity="warning", message=message,
+                                     gate_id=st.parts.gate_id, details={"guard": name, **client.audit()}))
 
 
 @router.post("/logout")

@@ -29,7 +29,8 @@ class WebServer:
         self.app = create_app(parts, self.cfg)
         self.server = uvicorn.Server(uvicorn.Config(
             self.app, host=self.cfg.host, port=self.cfg.port, log_level="warning", access_log=False,
-            lifespan="on", timeout_graceful_shutdown=2, server_header=False))
+            lifespan="on", timeout_graceful_shutdown=2, server_header=False,
+            proxy_headers=False))  # forwarded headers: only from [web] trusted_proxies (edge.web.client_address)
         self._thread: threading.Thread | None = None
 
     @property

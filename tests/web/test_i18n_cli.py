@@ -13,7 +13,8 @@ import edge
 from edge.cli import main as gate_main
 from edge.records import KINDS
 from edge.store import Store
-from edge.web.auth import LoginLimiter, Sessions, hash_password, verify_password
+from edge.web.auth import Sessions, hash_password, verify_password
+from edge.web.login_guard import LoginLimiter
 from edge.web.i18n import STRINGS, Translator, pick_language
 
 EDGE = Path(edge.__file__).resolve().parent
@@ -80,9 +81,29 @@ def test_passwords_sessions_and_limiter() -> None:
     assert sessions.get(s.token) is s and s.csrf != s.token and len(s.token) >= 40
     sessions.drop_guard("li")
     assert sessions.get(s.token) is None
-    limiter = LoginLimiter(2)
-    assert limiter.check("ip:a", "user:b") == 0 and limiter.check("ip:a", "user:c") == 0
-    assert 55 <= limiter.check("ip:a", "user:d") <= 60 and limiter.check("ip:z", "user:d") == 0
+    s2 = sessions.create("wang", "operator")
+    sessions.check_all(lambda name: None)  # the guard is gone from the table
+    assert s2.ended == "disabled" and sessions.get(s2.token) is None and sessions.checks == 1
+
+
+def test_login_limiter_backs_off_per_address_and_name() -> None:
+    limiter = LoginLimiter(4, free_failures=2, global_per_minute=6)
+    assert limiter.check("a", "li").wait_s == 0
+    assert [limiter.failed("a", "li") for _ in range(2)] == [False, False]  # free failures
+    assert limiter.check("a", "Li").wait_s == 0
+    assert limiter.failed("a", "LI") is True  # the third locks the pair (names compare case-blind): one alarm
+    v = limiter.check("a", "li")
+    assert v.wait_s == 1 and v.why == "pair"
+    assert limiter.check("b", "li").wait_s == 0  # the real guard elsewhere is not held back
+    assert limiter.failed("a", "li") is False  # still locked: no second alarm within the minute
+    assert limiter.check("a", "li").wait_s == 2  # 1 s, 2 s, 4 s ...
+    assert limiter.check("a", "zhang") == limiter.check("a", "zhang")  # counting is only on failure
+    limiter.failed("c", "x1")
+    limiter.failed("c", "x2")  # 6 failures in all: the global ceiling
+    assert limiter.check("c", "x3").why == "global"  # c failed too: it waits for the minute
+    assert limiter.check("d", "li").wait_s == 0  # an address with no failure of its own still may try
+    limiter.succeeded("a", "li")
+    assert limiter.check("a", "li").why == "address"  # the pair is cleared; a's 4 failures this minute are not
 
 
 def _gate_cmd(argv: list[str]) -> int:

@@ -86,8 +86,7 @@
   }
 
   function ackLabel() {
-    const any = document.querySelector("button.ack");
-    return any ? any.textContent : "OK";
+    return document.body.dataset.ackLabel || "OK";
   }
 
   function showAlarm(a) {
@@ -101,10 +100,12 @@
     const tr = el("tr", "alarm open sev-" + a.severity);
     tr.dataset.id = a.id;
     const action = el("td", "action");
-    const button = el("button", "ack", ackLabel());
-    button.type = "button";
-    button.dataset.id = a.id;
-    action.append(button);
+    if (document.body.dataset.mayAck === "1") {  // viewers see alarms, operators silence them
+      const button = el("button", "ack", ackLabel());
+      button.type = "button";
+      button.dataset.id = a.id;
+      action.append(button);
+    }
     tr.append(el("td", "time", a.time), el("td", "kind", a.kind_text), el("td", "message", a.message), action);
     list.prepend(tr);
   }
@@ -134,6 +135,7 @@
     source.addEventListener("alarm", function (e) { showAlarm(JSON.parse(e.data)); });
     source.addEventListener("health", function (e) { showHealth(JSON.parse(e.data)); });
     source.addEventListener("logout", function () { window.location.href = "/login"; });
+    source.addEventListener("reload", function () { window.location.reload(); });  // the guard's role changed
     body.dataset.stream = "connecting";
     source.addEventListener("open", function () { body.dataset.stream = "open"; });
   }
