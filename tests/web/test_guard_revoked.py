@@ -23,6 +23,7 @@ from web_helpers import PASSWORD, add_guard, csrf_of
 
 from edge.config.web import WebConfig
 from edge.gate import Gate
+from edge.web.auth import Sessions
 from edge.web.server import WebServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,13 +31,18 @@ STREAM_DEADLINE_S = 60.0  # a stream still open this long after the guard was di
 
 
 @pytest.fixture(scope="module")
-def served(live_gate: Gate) -> Iterator[str]:
-    server = WebServer(live_gate.web_parts(), WebConfig(port=0, language="en"))
-    assert server.start()
+def server(live_gate: Gate) -> Iterator[WebServer]:
+    web = WebServer(live_gate.web_parts(), WebConfig(port=0, language="en"))
+    assert web.start()
     try:
-        yield server.url
+        yield web
     finally:
-        server.stop()
+        web.stop()
+
+
+@pytest.fixture(scope="module")
+def served(server: WebServer) -> str:
+    return server.url
 
 
 def log_in(client: httpx.Client, name: str, password: str = PASSWORD) -> httpx.Response:
@@ -55,10 +61,13 @@ class StreamWatch:
     still_open: bool = False
     error: str | None = None
     stop_by: float = float("inf")
+    ended_at: float = 0.0  # time.monotonic()
+    ended_check: int = -1  # the session checks run when it ended
+    sessions: Sessions | None = None
 
 
-def watch(client: httpx.Client, path: str, first: bytes) -> StreamWatch:
-    w = StreamWatch()
+def watch(client: httpx.Client, path: str, first: bytes, sessions: Sessions | None = None) -> StreamWatch:
+    w = StreamWatch(sessions=sessions)
 
     def read() -> None:
         try:
@@ -74,13 +83,17 @@ def watch(client: httpx.Client, path: str, first: bytes) -> StreamWatch:
         except Exception as exc:  # reported by the test, not swallowed
             w.error = f"{type(exc).__name__}: {exc}"
         finally:
+            w.ended_at = time.monotonic()
+            w.ended_check = w.sessions.checks if w.sessions is not None else -1
             w.ended.set()
 
     threading.Thread(target=read, name=f"watch {path}", daemon=True).start()
     return w
 
 
-def test_role_change_and_disabled_guard_end_the_session_and_its_streams(live_gate: Gate, served: str) -> None:
+def test_role_change_and_disabled_guard_end_the_session_and_its_streams(live_gate: Gate, server: WebServer,
+                                                                       served: str) -> None:
+    sessions = server.state.sessions
     name = add_guard(live_gate, "op-revoked", "operator")
     headers = {"Accept-Language": "en"}
     with httpx.Client(base_url=served, follow_redirects=False, headers=headers, timeout=30.0) as guard:
@@ -104,8 +117,8 @@ def test_role_change_and_disabled_guard_end_the_session_and_its_streams(live_gat
         assert 'id="open-form"' not in guard.get("/").text
 
         # the viewer watches the live stream and the camera preview
-        live = watch(guard, "/api/stream", b"event: health")
-        preview = watch(guard, "/preview.mjpg", b"Content-Type: image/jpeg")
+        live = watch(guard, "/api/stream", b"event: health", sessions)
+        preview = watch(guard, "/preview.mjpg", b"Content-Type: image/jpeg", sessions)
         for w in (live, preview):
             assert w.started.wait(30) and not w.ended.is_set(), w.error
 
@@ -113,12 +126,17 @@ def test_role_change_and_disabled_guard_end_the_session_and_its_streams(live_gat
                               str(live_gate.cfg.gate.data_dir)], capture_output=True, text=True, timeout=120,
                              cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
         assert cli.returncode == 0 and f"guard {name} disabled" in cli.stdout, cli.stderr[-2000:]
+        disabled_at, checks_then = time.monotonic(), sessions.checks
         # no request in between: each stream must notice by itself
         for w in (live, preview):
             w.stop_by = time.monotonic() + STREAM_DEADLINE_S
         for w in (live, preview):
             assert w.ended.wait(STREAM_DEADLINE_S + 30), "a stream neither ended nor sent anything"
             assert w.error is None and not w.still_open, (w.error, b"".join(w.seen)[-300:])
+            # one check may have read the table before the disable; the next one sees it (a check every
+            # 0.5 s): the stream is closed before a third, whatever the machine's speed
+            assert w.ended_check - checks_then <= 2, (w.ended_check, checks_then)
+            print(f"stream closed {w.ended_at - disabled_at:.2f} s after the disable")
         assert b"event: logout" in b"".join(live.seen)  # the page goes to the login form
 
         r = guard.get("/")
@@ -133,3 +151,38 @@ def test_role_change_and_disabled_guard_end_the_session_and_its_streams(live_gat
         assert again.get("/api/status").status_code == 401
     actions = [(a.actor, a.action) for a in live_gate.store.audit_entries(limit=100)]
     assert ("cli", "guard_disable") in actions and (name, "login_failed") in actions
+
+
+def test_logout_ends_the_streams_of_that_session_only(live_gate: Gate, server: WebServer, served: str) -> None:
+    sessions = server.state.sessions
+    name = add_guard(live_gate, "op-logout", "viewer")
+    with (httpx.Client(base_url=served, follow_redirects=False, timeout=30.0) as leaving,
+          httpx.Client(base_url=served, follow_redirects=False, timeout=30.0) as staying):
+        assert log_in(leaving, name).status_code == 303 and log_in(staying, name).status_code == 303
+        streams = [watch(c, path, first, sessions) for c in (leaving, staying) for path, first in
+                   (("/api/stream", b"event: health"), ("/preview.mjpg", b"Content-Type: image/jpeg"))]
+        for w in streams:
+            assert w.started.wait(30) and not w.ended.is_set(), w.error
+        csrf = leaving.get("/").text.split('data-csrf="', 1)[1].split('"', 1)[0]
+        checks_then = sessions.checks
+        assert leaving.post("/logout", data={"csrf": csrf}).status_code == 303
+        for w in streams[:2]:
+            w.stop_by = time.monotonic() + STREAM_DEADLINE_S
+            assert w.ended.wait(STREAM_DEADLINE_S + 30) and w.error is None and not w.still_open, w.error
+            assert w.ended_check - checks_then <= 2  # logout ends the session at once: no check is needed
+        assert b"event: logout" in b"".join(streams[0].seen)
+        # the guard's other browser is another session: its streams go on
+        for w in streams[2:]:
+            seen = len(w.seen)
+            assert wait_until_more(w, seen), "the other session's stream stopped too"
+            assert not w.ended.is_set()
+            w.stop_by = 0.0  # let the reader go
+
+
+def wait_until_more(w: StreamWatch, seen: int, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(w.seen) > seen + 1:
+            return True
+        time.sleep(0.05)
+    return False

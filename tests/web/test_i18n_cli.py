@@ -14,8 +14,8 @@ from edge.cli import main as gate_main
 from edge.records import KINDS
 from edge.store import Store
 from edge.web.auth import Sessions, hash_password, verify_password
-from edge.web.login_guard import LoginLimiter
 from edge.web.i18n import STRINGS, Translator, pick_language
+from edge.web.login_guard import LoginLimiter
 
 EDGE = Path(edge.__file__).resolve().parent
 
