@@ -61,8 +61,8 @@ def cmd_read_thermal(args: argparse.Namespace) -> int:
             if reading is None:
                 st = sensor.stats
                 print(f"error: no reading from {args.port or 'the simulator'} within {args.timeout:g} s "
-                      f"(frames ok {st.frames_ok}, checksum failures {st.checksum_failures}, resyncs "
-                      f"{st.resyncs}, "
+                      f"(frames ok {st.frames_ok}, checksum failures {st.checksum_failures}, not a "
+                      f"measurement {st.implausible}, resyncs {st.resyncs}, "
                       f"reconnects {st.reconnects}, last error: {st.last_error})", file=sys.stderr)
                 return 1
             last = reading.t

@@ -4,8 +4,10 @@ Kinds: gy_mcu90614 (spot), gy_mcu90640 (32x24 array, renders a face scene), asci
 normal, fever, noise (value noise + corrupted frames), dropouts (periodic silence), garbage (junk bytes
 and truncated frames between frames), unplug (the pty vanishes and a new one appears behind the same
 link; the module then waits for its start command again), hang (stops answering, then resets),
-photo (a printed photo or phone screen: no warm face). Like the modules, the binary kinds stream only
-after the continuous command and answer a query with one frame.
+photo (a printed photo or phone screen: no warm face), error_value (every `corrupt_every`-th frame carries
+the module's error word 0x7FFF = 327.67 C, with a correct checksum). `queue_error_frames(n)` makes the
+next n frames such frames in any scenario. Like the modules, the binary kinds stream only after the
+continuous command and answer a query with one frame.
 
 The gy_mcu90640 kind has a UART speed (`baud`, 115200 by default) and obeys the baud command A5 15
 01/02 (115200/460800), at once or, with `baud_applies="power_cycle"`, only after the next unplug and
@@ -34,7 +36,7 @@ from drivers.thermal.reading import FRAME_SHAPE, Frame
 log = logging.getLogger(__name__)
 
 SimKind = Literal["gy_mcu90614", "gy_mcu90640", "ascii_line"]
-Scenario = Literal["normal", "fever", "noise", "dropouts", "garbage", "unplug", "hang", "photo"]
+Scenario = Literal["normal", "fever", "noise", "dropouts", "garbage", "unplug", "hang", "photo", "error_value"]
 KINDS: tuple[str, ...] = get_args(SimKind)
 SCENARIOS: tuple[str, ...] = get_args(Scenario)
 DEFAULT_RATE_HZ = {"gy_mcu90614": 10.0, "gy_mcu90640": 4.0, "ascii_line": 10.0}
@@ -43,6 +45,7 @@ _ASCII_JUNK = bytes(b for b in range(256) if b not in b"0123456789+-.\n")
 # What a UART at the wrong speed makes of a frame: bytes, but never the 90640's header byte.
 _SPEED_JUNK = bytes(b for b in range(256) if b != 0x5A)
 BAUD_CODES = {code: baud for baud, code in gy_mcu90640.BAUD_CODES.items()}
+ERROR_C = 0x7FFF / 100  # 327.67 C: the GY-MCU modules' error/saturation word, as a temperature
 
 
 @dataclass
@@ -126,6 +129,7 @@ class SentLog:
 
     frames: int = 0
     corrupted: int = 0
+    error_frames: int = 0  # frames sent with the module's error word (a good checksum)
     garbage_bytes: int = 0
     commands: list[bytes] = field(default_factory=list)
     baud_changes: list[int] = field(default_factory=list)  # speeds the module was told to use
@@ -146,6 +150,8 @@ class ThermalSim(PtyDevice):
             raise ValueError(f"unknown thermal sim kind {kind!r} (one of {', '.join(KINDS)})")
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r} (one of {', '.join(SCENARIOS)})")
+        if scenario == "error_value" and kind == "ascii_line":
+            raise ValueError("error_value: a line sensor has no error word (only the gy_mcu kinds)")
         super().__init__(link=link, name=f"{kind}-sim")
         if scenario == "unplug":
             self.use_auto_link()
@@ -172,6 +178,8 @@ class ThermalSim(PtyDevice):
         self.baud = baud if baud is not None else 115200 if kind == "gy_mcu90640" else None
         self.stored_baud = self.baud  # what it will use after a power cycle
         self.baud_applies = baud_applies
+        self._error_frames_due = 0  # queued by queue_error_frames (another thread): under _error_lock
+        self._error_lock = threading.Lock()
 
     # -- what the module measures ---------------------------------------------------------------
     def fever_now(self, now: float | None = None) -> bool:
@@ -204,6 +212,30 @@ class ThermalSim(PtyDevice):
                                rng=self._nprng)
             return gy_mcu90640.encode_frame(img, amb)
         return self.ascii_format.format(object=obj, ambient=amb).encode("ascii")
+
+    def queue_error_frames(self, count: int = 1) -> None:
+        """Make the next `count` frames carry the module's error word 0x7FFF (327.67 C) with a correct
+        checksum: as the object value (gy_mcu90614) or in one pixel (gy_mcu90640)."""
+        if self.kind == "ascii_line":
+            raise ValueError("a line sensor has no error word (only the gy_mcu kinds)")
+        with self._error_lock:
+            self._error_frames_due += count
+
+    def make_error_frame(self) -> bytes:
+        """A frame as the module sends it when it has no measurement: checksum right, value 0x7FFF."""
+        _, amb = self._values()
+        if self.kind == "gy_mcu90614":
+            return gy_mcu90614.encode_frame(ERROR_C, amb)
+        img = render_frame(self.scene, rng=self._nprng)
+        img[0, 0] = ERROR_C  # one saturated pixel
+        return gy_mcu90640.encode_frame(img, amb)
+
+    def _error_frame_now(self) -> bool:
+        with self._error_lock:
+            if self._error_frames_due > 0:
+                self._error_frames_due -= 1
+                return True
+        return self.scenario == "error_value" and (self.log.frames + 1) % self.timing.corrupt_every == 0
 
     def _corrupt(self, frame: bytes) -> bytes:
         data = bytearray(frame)
@@ -281,7 +313,11 @@ class ThermalSim(PtyDevice):
             junk = self._garbage()
             self.log.garbage_bytes += len(junk)
             out += junk
-        frame = self.make_frame()
+        if self._error_frame_now():
+            frame = self.make_error_frame()
+            self.log.error_frames += 1
+        else:
+            frame = self.make_frame()
         if self.scenario == "noise" and (self.log.frames + 1) % self.timing.corrupt_every == 0:
             frame = self._corrupt(frame)
             self.log.corrupted += 1

@@ -87,6 +87,7 @@ class AsciiLineDecoder:
         lo, hi = self.value_range
         if not (math.isfinite(obj) and lo <= obj <= hi) or not (math.isnan(amb) or lo <= amb <= hi):
             self.counters.implausible += 1
+            self.counters.last_refused = f"line {text.strip()!r} is outside the configured {lo:g}..{hi:g} C"
             return None
         self.counters.frames_ok += 1
         return Sample(object_c=obj, ambient_c=amb)

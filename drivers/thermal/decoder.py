@@ -17,13 +17,15 @@ class DecoderCounters:
     checksum_failures: int = 0
     resyncs: int = 0  # times bytes were skipped to find the next frame start
     bytes_skipped: int = 0
-    implausible: int = 0  # frames with a good checksum but values no such sensor reports
+    implausible: int = 0  # frames with a good checksum but values no such sensor reports (not a measurement)
+    last_refused: str | None = None  # why the latest implausible frame was refused, for the driver's log
 
 
 class HeaderFrameDecoder:
     """Fixed-length frames that begin with a header: resynchronise on the header after garbage, check
     the checksum, then parse. A subclass sets `header` and `frame_len` and gives `checksum_ok` and
-    `parse` (None: the checksum matched but no such sensor reports these values)."""
+    `parse` (a str: the checksum matched but the frame is not a measurement, e.g. a value outside the
+    sensor's datasheet range or the module's error word; the str says why)."""
 
     header: bytes = b""
     frame_len: int = 0
@@ -35,7 +37,7 @@ class HeaderFrameDecoder:
     def checksum_ok(self, frame: bytes) -> bool:
         raise NotImplementedError
 
-    def parse(self, frame: bytes) -> Sample | None:
+    def parse(self, frame: bytes) -> Sample | str:
         raise NotImplementedError
 
     def reset(self) -> None:
@@ -65,8 +67,9 @@ class HeaderFrameDecoder:
                 self._skip(1)
                 continue
             sample = self.parse(frame)
-            if sample is None:
+            if isinstance(sample, str):
                 self.counters.implausible += 1
+                self.counters.last_refused = sample
                 self._skip(1)
                 continue
             del self._buf[:self.frame_len]

@@ -24,7 +24,8 @@ class ThermalSimConfig(ThermalConfigBase):
                                                     "driver.")
     kind: Literal["gy_mcu90614", "gy_mcu90640", "ascii_line"] = Field(
         "gy_mcu90640", description="Which module the simulator imitates (and which driver reads it).")
-    scenario: Literal["normal", "fever", "noise", "dropouts", "garbage", "unplug", "hang", "photo"] = Field(
+    scenario: Literal["normal", "fever", "noise", "dropouts", "garbage", "unplug", "hang", "photo",
+                      "error_value"] = Field(
         "normal", description="Scripted behaviour of the simulated module.")
     rate_hz: float | None = Field(None, gt=0, le=100, description="Frames per second (default: the "
                                                                   "module's).")

@@ -2,6 +2,13 @@
 
 Frame: 5A 5A 45 04 TOh TOl TAh TAl SUM; temperatures big-endian signed, /100 = degrees C; SUM is the
 low byte of the sum of the first 8 bytes. Commands: A5 45 EA (stream continuously), A5 15 BA (query once).
+
+The decoder is where a frame stops being bytes and becomes a measurement, so it is the one place that
+knows what this device can measure: a frame whose checksum matches but whose object value lies outside
+the MLX90614's datasheet range (-70..+380 C), whose ambient lies outside -40..+125 C, or which carries
+the module's error word (0x7FFF = 327.67 C, what the module sends for a failed or saturated read) is
+counted as implausible and never delivered, like a frame with a bad checksum. The body-temperature
+range check in edge/temperature.py is a second, narrower wall, not this one.
 """
 
 from __future__ import annotations
@@ -18,9 +25,12 @@ HEADER = b"\x5a\x5a\x45\x04"
 FRAME_LEN = 9
 CMD_CONTINUOUS = b"\xa5\x45\xea"
 CMD_QUERY = b"\xa5\x15\xba"
-# What an MLX90614 can report at all; a frame outside is corrupt even if its checksum matched.
-OBJECT_RANGE = (-70.0, 382.2)
+# What an MLX90614 measures (datasheet): a value outside is not a measurement even if its checksum matched.
+OBJECT_RANGE = (-70.0, 380.0)
 AMBIENT_RANGE = (-40.0, 125.0)
+# The signed 16-bit word at its limits: 0x7FFF (327.67 C) is the module's error/saturation value, 0x8000
+# its negative twin. Either one in a frame means the module had no measurement to send.
+ERROR_WORDS = {0x7FFF: "0x7FFF", -0x8000: "0x8000"}
 
 
 def encode_frame(object_c: float, ambient_c: float) -> bytes:
@@ -45,12 +55,16 @@ class Mlx90614Decoder(HeaderFrameDecoder):
     def checksum_ok(self, frame: bytes) -> bool:
         return sum(frame[:8]) & 0xFF == frame[8]
 
-    def parse(self, frame: bytes) -> Sample | None:
-        obj = int.from_bytes(frame[4:6], "big", signed=True) / 100
-        amb = int.from_bytes(frame[6:8], "big", signed=True) / 100
-        if not (self.object_range[0] <= obj <= self.object_range[1]
-                and self.ambient_range[0] <= amb <= self.ambient_range[1]):
-            return None
+    def parse(self, frame: bytes) -> Sample | str:
+        words = {"object": int.from_bytes(frame[4:6], "big", signed=True),
+                 "ambient": int.from_bytes(frame[6:8], "big", signed=True)}
+        for name, word in words.items():
+            if word in ERROR_WORDS:
+                return f"{name} word {ERROR_WORDS[word]} ({word / 100:.2f} C): the module's error value"
+        obj, amb = words["object"] / 100, words["ambient"] / 100
+        for name, value, (lo, hi) in (("object", obj, self.object_range), ("ambient", amb, self.ambient_range)):
+            if not lo <= value <= hi:
+                return f"{name} {value:.2f} C is outside the MLX90614's {lo:g}..{hi:g} C"
         return Sample(object_c=obj, ambient_c=amb)
 
 

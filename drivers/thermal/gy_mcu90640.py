@@ -80,13 +80,17 @@ class Mlx90640Decoder(HeaderFrameDecoder):
         words = np.frombuffer(frame, dtype="<u2")
         return int(words[:771].sum(dtype=np.uint64)) & 0xFFFF == int(words[771])
 
-    def parse(self, frame: bytes) -> Sample | None:
+    def parse(self, frame: bytes) -> Sample | str:
         values = np.frombuffer(frame, dtype="<i2")[2:771].astype(np.float32) / np.float32(100)
         pixels = values[:N_PIXELS].reshape(FRAME_SHAPE)
         ambient = float(values[N_PIXELS])
-        if (not AMBIENT_RANGE[0] <= ambient <= AMBIENT_RANGE[1]
-                or float(pixels.min()) < PIXEL_RANGE[0] or float(pixels.max()) > PIXEL_RANGE[1]):
-            return None
+        if not AMBIENT_RANGE[0] <= ambient <= AMBIENT_RANGE[1]:
+            return f"ambient {ambient:.2f} C is outside the MLX90640's {AMBIENT_RANGE[0]:g}..{AMBIENT_RANGE[1]:g} C"
+        lo, hi = float(pixels.min()), float(pixels.max())
+        if lo < PIXEL_RANGE[0] or hi > PIXEL_RANGE[1]:  # one pixel out (e.g. 0x7FFF) and the frame is not used
+            bad = int(np.count_nonzero((pixels < PIXEL_RANGE[0]) | (pixels > PIXEL_RANGE[1])))
+            return (f"{bad} pixel(s) outside the MLX90640's {PIXEL_RANGE[0]:g}..{PIXEL_RANGE[1]:g} C "
+                    f"(min {lo:.2f}, max {hi:.2f})")
         if self.flip_horizontal:
             pixels = pixels[:, ::-1]
         image = np.ascontiguousarray(pixels, dtype=np.float32)

@@ -59,6 +59,7 @@ class ThermalStats:
     connected: bool
     last_error: str | None
     last_good_age_s: float | None  # None before the first good reading
+    last_refused: str | None = None  # why the latest implausible frame was not a measurement
 
 
 class ThermalSensor(Protocol):

@@ -7,6 +7,10 @@ backoff (drivers.backoff) when the port vanishes (USB unplug), re-sends the star
 stop, and reopens the port when they stay away. `change_speed` switches a module's UART speed from the
 same thread: the command goes out at the old speed, the port is reopened at the new one, and without a
 good frame there the driver goes back to the old speed.
+
+Frames the decoder refuses (a bad checksum, or a good checksum on values that are no measurement: see
+each decoder) are counted in `stats` and never delivered; they are logged as one warning line, at once
+for the first and then at most once a minute with the count since the last line.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from drivers.thermal.decoder import FrameDecoder
 from drivers.thermal.reading import Reading, Sample, ThermalStats
 
 log = logging.getLogger(__name__)
+REFUSED_LOG_EVERY_S = 60.0  # refused frames: one log line at most this often, with the count held back
 
 
 @dataclass
@@ -78,6 +83,8 @@ class SerialThermalSensor:
         self._speed_change: _SpeedChange | None = None
         self._reopen_now = False
         self.heartbeat = Heartbeat()
+        self._refused_logged = (0, 0)  # (checksum failures, implausible) when the last log line was written
+        self._refused_log_at = float("-inf")
 
     # -- subclass hooks -----------------------------------------------------------------------
     def make_decoder(self) -> FrameDecoder:
@@ -129,7 +136,8 @@ class SerialThermalSensor:
                             bytes_skipped=c.bytes_skipped, implausible=c.implausible,
                             reconnects=self._reconnects, connected=self._connected,
                             last_error=self._last_error,
-                            last_good_age_s=None if latest is None else time.monotonic() - latest.t)
+                            last_good_age_s=None if latest is None else time.monotonic() - latest.t,
+                            last_refused=c.last_refused)
 
     @property
     def baud(self) -> int:
@@ -265,6 +273,7 @@ class SerialThermalSensor:
                     good = True
                     last_good = last_kick = now
                     self._publish(samples[-1], now)
+            self._log_refused(now)
             if now - last_good > self.cfg.reopen_after_s:
                 self._error(f"no good frame from {self.cfg.port} for {now - last_good:.1f} s")
                 log.warning("thermal %s: no good frame for %.1f s; reopening %s", self.kind, now - last_good,
@@ -276,6 +285,19 @@ class SerialThermalSensor:
                 self._send(ser, self.start_commands())
                 last_kick = now
         return good
+
+    def _log_refused(self, now: float) -> None:
+        """One warning line for frames refused since the last one, at most every REFUSED_LOG_EVERY_S."""
+        c = self._decoder.counters
+        checksum = c.checksum_failures - self._refused_logged[0]
+        implausible = c.implausible - self._refused_logged[1]
+        if (checksum <= 0 and implausible <= 0) or now - self._refused_log_at < REFUSED_LOG_EVERY_S:
+            return
+        self._refused_logged = (c.checksum_failures, c.implausible)
+        self._refused_log_at = now
+        log.warning("thermal %s: %d frame(s) refused on %s: %d bad checksum, %d not a measurement%s; "
+                    "not used", self.kind, checksum + implausible, self.cfg.port, checksum, implausible,
+                    f" (last: {c.last_refused})" if implausible > 0 and c.last_refused else "")
 
     def _send(self, ser: serial.Serial, commands: list[bytes]) -> None:
         for command in commands:

@@ -42,6 +42,27 @@ def test_90614_negative_values_and_implausible() -> None:
     assert dec.counters.implausible == 1
 
 
+def test_90614_error_word_with_a_good_checksum_is_not_a_measurement() -> None:
+    """0x7FFF (327.67 C) is the module's error/saturation value and 0x8000 its negative limit: each is
+    refused with a good checksum, in the object or the ambient word, and says why."""
+    dec = Mlx90614Decoder()
+    for frame in (encode_90614(327.67, 24.0), encode_90614(-327.68, 24.0), encode_90614(36.5, 327.67)):
+        assert sum(frame[:8]) & 0xFF == frame[8] and dec.feed(frame) == []
+    assert dec.counters.implausible == 3 and dec.counters.checksum_failures == 0
+    assert dec.counters.last_refused == "ambient word 0x7FFF (327.67 C): the module's error value"
+    assert [s.object_c for s in dec.feed(encode_90614(327.66, 24.0))] == [327.66]  # in range, not the error word
+    assert dec.feed(encode_90614(36.5, -41.0)) == []  # below the MLX90614's ambient range
+    assert dec.counters.last_refused == "ambient -41.00 C is outside the MLX90614's -40..125 C"
+
+
+def test_90640_saturated_pixel_refuses_the_frame() -> None:
+    img = np.full((24, 32), 25.0, dtype=np.float32)
+    img[5, 7] = 327.67  # the 0x7FFF word in one pixel
+    dec = Mlx90640Decoder()
+    assert dec.feed(encode_90640(img, 26.0)) == [] and dec.counters.implausible == 1
+    assert str(dec.counters.last_refused).startswith("1 pixel(s) outside the MLX90640's -40..300 C")
+
+
 def test_90640_commands() -> None:
     assert bytes.fromhex("A53501DB") == CMD_QUERY
     assert bytes.fromhex("A53502DC") == CMD_CONTINUOUS

@@ -17,7 +17,7 @@ from drivers.emulators.relay import LcusSim, ModbusSim
 from drivers.relay.lcus import lcus_frame
 from drivers.thermal.ascii_line import AsciiLineDecoder
 from drivers.thermal.decoder import HeaderFrameDecoder
-from drivers.thermal.gy_mcu90614 import AMBIENT_RANGE, HEADER, OBJECT_RANGE, Mlx90614Decoder
+from drivers.thermal.gy_mcu90614 import AMBIENT_RANGE, ERROR_WORDS, HEADER, OBJECT_RANGE, Mlx90614Decoder
 from drivers.thermal.gy_mcu90614 import encode_frame as encode_90614
 from drivers.thermal.gy_mcu90640 import AMBIENT_RANGE as AMBIENT_RANGE_90640
 from drivers.thermal.gy_mcu90640 import HEADER as HEADER_90640
@@ -34,8 +34,9 @@ def centi(lo: float, hi: float) -> st.SearchStrategy[int]:
 
 
 int16 = st.integers(-32768, 32767)
-# The frame carries hundredths in a signed 16-bit word: the MLX90614's range up to 382.2 C ends at 327.67 C here.
-OBJECT_ENCODABLE = (OBJECT_RANGE[0], min(OBJECT_RANGE[1], 327.67))
+# The frame carries hundredths in a signed 16-bit word: the MLX90614's range up to 380 C ends at 327.66 C here
+# (0x7FFF, 327.67 C, is the module's error word).
+OBJECT_ENCODABLE = (OBJECT_RANGE[0], min(OBJECT_RANGE[1], 327.66))
 # garbage made mostly of the bytes that start a 90614 frame: sync bytes, header fragments, whole headers
 sync_heavy = st.lists(st.sampled_from([b"\x5a", b"\x5a\x5a", b"\x5a\x5a\x45", HEADER, b"\x04", b"\x45"])
                       | st.binary(max_size=6), max_size=12).map(b"".join)
@@ -61,7 +62,7 @@ def test_90614_round_trip_over_the_whole_sensor_range(obj: int, amb: int) -> Non
 @given(int16, int16)
 def test_90614_values_no_mlx90614_reports_are_never_readings(obj: int, amb: int) -> None:
     plausible = (OBJECT_RANGE[0] <= obj / 100 <= OBJECT_RANGE[1]) and (
-        AMBIENT_RANGE[0] <= amb / 100 <= AMBIENT_RANGE[1])
+        AMBIENT_RANGE[0] <= amb / 100 <= AMBIENT_RANGE[1]) and not {obj, amb} & set(ERROR_WORDS)
     dec = Mlx90614Decoder()
     got = dec.feed(encode_90614(obj / 100, amb / 100))
     assert len(got) == int(plausible) and dec.counters.implausible == int(not plausible)
