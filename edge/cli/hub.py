@@ -308,18 +308,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
-    from datetime import datetime
-
     from edge.hub.queries import events
+    from edge.time_input import TimeInputError, optional_time, system_zone
 
-    since = None
-    if args.since:
-        try:
-            since = datetime.fromisoformat(args.since)
-        except ValueError as exc:
-            raise _Fail(f"--since {args.since!r} is not an ISO-8601 time (e.g. 2026-12-01T08:00+08:00)") from exc
-        if since.tzinfo is None:
-            since = since.astimezone()
+    try:
+        since = optional_time(args.since, "--since", system_zone())
+    except TimeInputError as exc:
+        raise _Fail(str(exc)) from exc
     cfg = _config(args)
     for ev in events(_db(cfg), gate=args.gate, person=args.person, since=since, limit=args.limit):
         if args.json:

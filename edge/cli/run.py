@@ -70,19 +70,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
-    from datetime import datetime
-
     from edge.enroll import store_path
     from edge.store import Store
+    from edge.time_input import TimeInputError, gate_zone, optional_time
 
     cfg = load(args)
     try:
-        since = datetime.fromisoformat(args.since) if args.since else None
-    except ValueError:
-        print(f"gate events: --since {args.since!r} is not an ISO-8601 time (e.g. 2026-12-01T08:00)", file=sys.stderr)
+        since = optional_time(args.since, "--since", gate_zone(cfg.policy.timezone))
+    except TimeInputError as exc:
+        print(f"gate events: {exc}", file=sys.stderr)
         return 2
-    if since is not None and since.tzinfo is None:
-        since = since.astimezone()
     if not store_path(cfg).is_file():
         print(f"gate events: no store at {store_path(cfg)} (check --data-dir or [gate] data_dir)", file=sys.stderr)
         return 2

@@ -26,6 +26,7 @@ from edge.hub.queries import board, events
 from edge.hub.register import Register, RegisterError, audit_row
 from edge.hub.watch import Watch
 from edge.records import ts_text
+from edge.time_input import TimeInputError, optional_time, system_zone
 from edge.web.auth import Session, Sessions, same_token, verify_password
 from edge.web.login_guard import LoginLimiter, LoginTokens, posted_by_this_page
 
@@ -273,13 +274,12 @@ def create_hub_app(web: HubWeb) -> FastAPI:
         if not isinstance(s, Session):
             return s
         q = request.query_params
-        since = None
-        if q.get("since"):
-            try:
-                since = datetime.fromisoformat(q["since"])
-                since = since if since.tzinfo else since.astimezone()
-            except (ValueError, OverflowError):
-                return web.page(request, "hub_events.html", s, events=[], q=q, error="since")
+        try:
+            since = optional_time(q.get("since"), "since", system_zone())
+        except TimeInputError:
+            page = web.page(request, "hub_events.html", s, events=[], q=q, error="since")
+            page.status_code = 422
+            return page
         rows = events(web.db, gate=q.get("gate") or None, person=q.get("person") or None, since=since, limit=500)
         return web.page(request, "hub_events.html", s, events=rows[-500:][::-1], q=q, error=None)
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from drivers.relay import RelayError
 from edge.records import PersonRecord, ts_text
 from edge.store.errors import StoreError
+from edge.time_input import TimeInputError, optional_time
 from edge.web.app import WebState, require_session, web_state
 from edge.web.auth import Session, same_token
 from edge.web.views import alarm_view, event_view, health_view
@@ -77,10 +78,12 @@ class PersonOut(BaseModel):
                    valid_until=ts_text(p.valid_until) if p.valid_until else None, uses=p.uses, max_uses=p.max_uses)
 
 
-def local_dt(value: datetime | None, st: WebState) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=st.tz)
-    return value
+def bounded(value: datetime | None, what: str, st: WebState) -> datetime | None:
+    """A query's time, in the gate's zone when it has no offset; out of range: 422 with the reason."""
+    try:
+        return optional_time(value, what, st.tz)
+    except TimeInputError as exc:
+        raise HTTPException(422, str(exc)) from exc
 
 
 @router.get("/healthz", summary="Liveness for supervisors and load balancers (no login)")
@@ -100,14 +103,16 @@ def status(st: State, _s: Guard) -> dict[str, Any]:
     return {**st.gate.health(), "mqtt": {"configured": has_sync, "connected": sync_ok}}
 
 
-@router.get("/api/events", summary="Recorded decisions, newest first")
+@router.get("/api/events", summary="Recorded decisions, newest first",
+            responses={422: {"description": "a time that is not ISO-8601 or outside 1970-01-01 .. 2999-12-31"}})
 def events(st: State, _s: Guard, since: datetime | None = None, until: datetime | None = None,
            person_id: Annotated[str | None, Query(max_length=64)] = None,
            decision: Literal["grant", "deny"] | None = None,
            limit: Annotated[int, Query(ge=1, le=1000)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
            ) -> list[dict[str, Any]]:
     limit = min(limit, st.cfg.max_events_page)
-    found = st.store.events(since=local_dt(since, st), until=local_dt(until, st), person_id=person_id or None,
+    found = st.store.events(since=bounded(since, "since", st), until=bounded(until, "until", st),
+                            person_id=person_id or None,
                             decision=decision, limit=limit, offset=offset, newest_first=True)
     return [e.to_dict() for e in found]
 

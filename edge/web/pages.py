@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from edge.records import AlarmRecord
+from edge.time_input import TimeInputError, optional_time
 from edge.web.api import health_payload
 from edge.web.app import WebState, require_session, web_state
 from edge.web.auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Session, same_token, verify_password
@@ -160,13 +161,18 @@ def events_page(request: Request, st: State, s: Guard, since: str = "", until: s
                 page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> Response:
     t = st.translator(request)
     size = st.cfg.max_events_page
-    found = st.store.events(since=_parse_local(since, st), until=_parse_local(until, st),
-                            person_id=person.strip() or None,
+    query = {"since": since, "until": until, "person": person, "decision": decision}
+    try:
+        start, end = optional_time(since, "since", st.tz), optional_time(until, "until", st.tz)
+    except TimeInputError as exc:
+        field = "since" if str(exc).startswith("since") else "until"
+        return render(st, request, "events.html", s, 422, rows=[], q=query, page=1, more=False,
+                      error=t("events.bad_time", field=t(f"events.{field}")))
+    found = st.store.events(since=start, until=end, person_id=person.strip() or None,
                             decision="grant" if decision == "grant" else "deny" if decision == "deny" else None,
                             limit=size + 1, offset=(page - 1) * size, newest_first=True)
     rows = [event_view(e.to_dict(), _name(st, e.person_id), t, st.tz) for e in found[:size]]
-    query = {"since": since, "until": until, "person": person, "decision": decision}
-    return render(st, request, "events.html", s, rows=rows, q=query, page=page, more=len(found) > size)
+    return render(st, request, "events.html", s, rows=rows, q=query, page=page, more=len(found) > size, error=None)
 
 
 @router.get("/events/{event_id}", response_class=HTMLResponse)
@@ -213,14 +219,6 @@ def _name(st: WebState, person_id: str | None) -> str | None:
 
 def _alarm_dict(a: Any) -> dict[str, Any]:
     return {**a.to_dict(), "acknowledged_by": a.acknowledged_by, "acknowledged_at": a.acknowledged_at}
-
-
-def _parse_local(text: str, st: WebState) -> datetime | None:
-    try:
-        value = datetime.fromisoformat(text.strip()) if text.strip() else None
-    except ValueError:
-        return None
-    return value.replace(tzinfo=st.tz) if value is not None and value.tzinfo is None else value
 
 
 def _valid_text(start: datetime | None, end: datetime | None, st: WebState) -> str:
