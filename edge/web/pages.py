@@ -207,6 +207,33 @@ def persons_page(request: Request, st: State, s: Guard, q: Annotated[str, Query(
     return render(st, request, "persons.html", s, rows=rows, q=q, page=page, more=len(found) > size)
 
 
+@router.get("/docs", response_class=HTMLResponse)
+def api_docs(request: Request, st: State) -> Response:
+    """The JSON API, read from the app's own OpenAPI document and rendered here (no script, nothing from
+    another site: the page's CSP allows neither); /openapi.json is the machine-readable form."""
+    schema = request.app.openapi()
+    operations = []
+    for path, methods in sorted(schema.get("paths", {}).items()):
+        for method, op in methods.items():
+            params = [{"name": p.get("name", ""), "where": p.get("in", ""), "required": bool(p.get("required")),
+                       "type": _type_text(p.get("schema", {}))} for p in op.get("parameters", [])]
+            responses = [{"code": code, "text": r.get("description", "")}
+                         for code, r in op.get("responses", {}).items()]
+            operations.append({"method": method.upper(), "path": path, "summary": op.get("summary", ""),
+                               "params": params, "responses": responses,
+                               "body": "requestBody" in op, "login": path.startswith("/api/")})
+    return render(st, request, "docs.html", st.session(request), operations=operations,
+                  version=schema.get("info", {}).get("version", ""))
+
+
+def _type_text(schema: dict[str, Any]) -> str:
+    if "anyOf" in schema:
+        return " | ".join(_type_text(s) for s in schema["anyOf"])
+    if "enum" in schema:
+        return " | ".join(map(str, schema["enum"]))
+    return str(schema.get("format") or schema.get("type") or "")
+
+
 def _name(st: WebState, person_id: str | None) -> str | None:
     if person_id is None:
         return None

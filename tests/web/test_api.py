@@ -385,3 +385,16 @@ def test_audit_rows_kept_on_a_full_disk_and_written_once_there_is_room(live_gate
         assert written[-1].details == {"ip": "testclient"}
     finally:
         writer.close(10)
+
+
+def test_docs_page_lists_the_api_from_its_own_schema(live_gate: Gate) -> None:
+    anonymous = TestClient(create_app(live_gate.web_parts(), WebConfig(language="en")), follow_redirects=False)
+    page = anonymous.get("/docs")
+    assert page.status_code == 200 and "https://" not in page.text  # nothing loaded from elsewhere (no CDN)
+    schema = anonymous.get("/openapi.json").json()
+    for path, methods in schema["paths"].items():
+        for method in methods:
+            assert f"{method.upper()} {path}" in page.text  # every documented operation, nothing made up
+    assert "<code>since</code>" in page.text and "X-CSRF-Token" in page.text and "/openapi.json" in page.text
+    zh = anonymous.get("/docs", headers={"Accept-Language": "zh-CN"})
+    assert "JSON 接口" in zh.text
