@@ -186,3 +186,39 @@ def wait_until_more(w: StreamWatch, seen: int, timeout: float = 30.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def test_a_role_change_reloads_the_stream_and_an_expired_session_ends_it(live_gate: Gate, server: WebServer,
+                                                                         served: str) -> None:
+    sessions = server.state.sessions
+    name = add_guard(live_gate, "op-promoted", "viewer")
+    with httpx.Client(base_url=served, follow_redirects=False, timeout=30.0) as guard:
+        assert log_in(guard, name).status_code == 303
+        live = watch(guard, "/api/stream", b"event: health", sessions)
+        preview = watch(guard, "/preview.mjpg", b"Content-Type: image/jpeg", sessions)
+        for w in (live, preview):
+            assert w.started.wait(30) and not w.ended.is_set(), w.error
+        with sqlite3.connect(live_gate.store.path) as db:
+            db.execute("UPDATE guards SET role = 'operator' WHERE name = ?", (name,))
+        db.close()
+        checks_then = sessions.checks
+        for w in (live, preview):
+            w.stop_by = time.monotonic() + STREAM_DEADLINE_S
+            assert w.ended.wait(STREAM_DEADLINE_S + 30) and w.error is None and not w.still_open, w.error
+            assert w.ended_check - checks_then <= 2
+        assert b"event: reload" in b"".join(live.seen)  # the page reloads with the operator's buttons
+        assert 'id="open-form"' in guard.get("/").text  # the session goes on, with its new role
+
+    short = WebServer(live_gate.web_parts(), WebConfig(port=0, language="en", session_hours=10 / 3600))  # 10 s
+    assert short.start()
+    try:
+        with httpx.Client(base_url=short.url, follow_redirects=False, timeout=30.0) as guard:
+            assert log_in(guard, name).status_code == 303
+            live = watch(guard, "/api/stream", b"event: health", short.state.sessions)
+            assert live.started.wait(30), live.error
+            live.stop_by = time.monotonic() + STREAM_DEADLINE_S
+            assert live.ended.wait(STREAM_DEADLINE_S + 30) and live.error is None and not live.still_open
+            assert b"event: logout" in b"".join(live.seen)  # expired: back to the login form
+            assert guard.get("/api/status").status_code == 401
+    finally:
+        short.stop()
