@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge.admin.build import json_object, payload_version
 from edge.admin.client import AdminClient
+from edge.protocol.limits import MAX_ACK_NOTES
 from edge.protocol.payloads import CURRENT_SCHEMA
 from edge.protocol.signing import SignatureError, verify
 from edge.records import ts_text
@@ -36,6 +37,23 @@ def ack_verifies(ack: Mapping[str, Any], gate_keys: Mapping[str, Ed25519PublicKe
     except SignatureError:
         return False
     return True
+
+
+NOTE_TEXT = {"not_found": "did not have {n} of the deleted person(s) (the delete changed nothing there)"}
+
+
+def ack_notes_text(ack: Mapping[str, Any]) -> list[str]:
+    """One line per kind of note in a gate's ack, for people (`gate admin push` prints them)."""
+    notes = ack.get("notes")
+    if not isinstance(notes, list):
+        return []
+    by_code: dict[str, list[str]] = {}
+    for note in notes:
+        if isinstance(note, dict):
+            by_code.setdefault(str(note.get("code")), []).append(str(note.get("id")))
+    more = f" (the first {MAX_ACK_NOTES}: {ack.get('message')})" if len(notes) >= MAX_ACK_NOTES else ""
+    return [f"note: gate {ack.get('gate')} " + NOTE_TEXT.get(code, code + " for {n} person(s)").format(n=len(ids))
+            + f": {', '.join(ids)}{more}" for code, ids in by_code.items()]
 
 
 def push(client: AdminClient, community: str, kind: str, payloads: list[bytes], version: int | None = None,

@@ -70,7 +70,7 @@ def cmd_push(args: argparse.Namespace) -> int:
     from edge.admin.build import build_push, payload_version
     from edge.admin.gates import gate_keys
     from edge.admin.person_file import PersonFileError, read_person_file
-    from edge.admin.publish import push
+    from edge.admin.publish import ack_notes_text, push
     from edge.protocol.signing import AdminKey
 
     kind = "snapshot" if args.snapshot else "delta"
@@ -117,6 +117,8 @@ def cmd_push(args: argparse.Namespace) -> int:
           f"{len(payloads)} message(s) of at most {max(len(p) for p in payloads)} bytes", file=sys.stderr)
     for ack in acks:
         print(json.dumps(ack, ensure_ascii=False))
+        for line in ack_notes_text(ack):
+            print(line, file=sys.stderr)
     if len(acks) < args.acks:
         print(f"only {len(acks)} of {args.acks} acks within {args.timeout:g} s", file=sys.stderr)
         return 1

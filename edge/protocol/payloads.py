@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from edge.protocol.limits import MAX_ACK_NOTES
+
 EVENT_SCHEMA = "edge-gate/event/2"
 ALARM_SCHEMA = "edge-gate/alarm/2"
 STATE_SCHEMA = "edge-gate/state/2"
@@ -238,6 +240,14 @@ class AckError(Doc):
                           "were not (left as they were); false: the entry was skipped.")
 
 
+class AckNote(Doc):
+    """Something about one entry that was applied as asked but that the admin should know."""
+
+    id: str = Field(description="Person id the note is about.")
+    code: Literal["not_found"] = Field(description="not_found: a delete of a person this gate did not have; "
+                                       "the person is absent, as asked, and nothing was deleted.")
+
+
 class WhitelistAck(Doc):
     """The gate's signed answer to a push, or its own snapshot request (retained per gate on `whitelist/ack`)."""
 
@@ -258,6 +268,9 @@ class WhitelistAck(Doc):
     need_snapshot: bool = Field(False, description="The gate asks for a full snapshot (gap, or behind).")
     counts: AckCounts = Field(default_factory=AckCounts)
     errors: list[AckError] = Field(default_factory=list, description="Per-entry problems.")
+    notes: list[AckNote] = Field(default_factory=list, max_length=MAX_ACK_NOTES, description="Per-entry notes on "
+                                 f"an applied push (at most {MAX_ACK_NOTES}; the message gives the total). "
+                                 "Left out when there are none, as older gates always leave it out.")
     signature: Signature
 
     _ts = field_validator("ts")(_aware)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from edge.protocol.limits import MAX_ACK_NOTES
 from edge.protocol.payloads import ACK_SCHEMA
 from edge.records import ts_text
 from edge.store import AlarmRecord, Store, StoreError
@@ -35,15 +36,19 @@ class Answers:
 
     def ack(self, kind: str, version: int | None, digest: str | None, status: str, code: str, message: str, *,
              counts: JsonDict | None = None, errors: list[JsonDict] | None = None,
-             need_snapshot: bool = False) -> JsonDict:
+             notes: list[JsonDict] | None = None, need_snapshot: bool = False) -> JsonDict:
+        """An ack document; `notes` only when there are some (an ack without them is what older readers know)."""
         if need_snapshot:
             self.ask.need()
-        return {"schema": ACK_SCHEMA, "gate": self.gate_id, "community": self.community,
-                "ts": ts_text(self.clock()), "kind": kind, "version": version, "push_digest": digest,
-                "current_version": self._version(), "status": status, "code": code, "message": message,
-                "need_snapshot": need_snapshot,
-                "counts": counts or {"upserted": 0, "patched": 0, "deleted": 0, "templates": 0},
-                "errors": errors or []}
+        doc = {"schema": ACK_SCHEMA, "gate": self.gate_id, "community": self.community,
+               "ts": ts_text(self.clock()), "kind": kind, "version": version, "push_digest": digest,
+               "current_version": self._version(), "status": status, "code": code, "message": message,
+               "need_snapshot": need_snapshot,
+               "counts": counts or {"upserted": 0, "patched": 0, "deleted": 0, "templates": 0},
+               "errors": errors or []}
+        if notes:
+            doc["notes"] = notes[:MAX_ACK_NOTES]
+        return doc
 
     def reject(self, kind: str, version: int | None, digest: str | None, code: str, message: str, topic: str,
                 need_snapshot: bool = False) -> JsonDict | None:
@@ -66,6 +71,17 @@ class Answers:
         if code in UNAUTHENTICATED and self._nacks.hit(code) is None:
             return None
         return self.ack(kind, version, digest, "rejected", code, message, need_snapshot=need_snapshot)
+
+
+def not_found_notes(version: int | None, absent: list[str]) -> list[JsonDict]:
+    """The ack's notes for the deletes of persons this gate did not have (the delete still applies: they
+    are absent, as asked), and one log line saying so: the register and this gate disagreed on them."""
+    if not absent:
+        return []
+    shown = ", ".join(absent[:10]) + (f" and {len(absent) - 10} more" if len(absent) > 10 else "")
+    log.warning("whitelist delta version %s deletes %d person(s) this gate does not have (%s); nothing to "
+                "delete, applied", version, len(absent), shown)
+    return [{"id": pid, "code": "not_found"} for pid in absent[:MAX_ACK_NOTES]]
 
 
 def peek(raw: bytes, code: str) -> tuple[str, int | None]:

@@ -56,7 +56,7 @@ from edge.protocol.messages import (
 from edge.protocol.payloads import WhitelistCurrent
 from edge.protocol.signing import SignatureError, verify
 from edge.store import PersonRecord, Store, StoreError, WeeklySchedule
-from edge.sync.answers import Answers, peek
+from edge.sync.answers import Answers, not_found_notes, peek
 from edge.sync.members import META_KEY as MEMBERS_KEY
 from edge.sync.members import MemberGates
 from edge.sync.patches import patch_records
@@ -94,6 +94,7 @@ class _Batch:
     failed: list[str] = field(default_factory=list)  # ids whose entries were not applied
     errors: list[JsonDict] = field(default_factory=list)
     patched: int = 0  # of `prepared`, this many (the last ones) are patches
+    absent: list[str] = field(default_factory=list)  # deletes of persons the gate did not have
 
 
 @dataclass
@@ -198,8 +199,9 @@ class WhitelistApplier:
                 self.on_applied(version)
             except Exception:  # the gallery reload failing must not undo the ack
                 log.exception("on_applied(%s) failed", version)
-        return self._ack(kind, version, digest, "applied", "ok", f"version {version} applied", counts=counts,
-                         errors=batch.errors)
+        absent = f"; {len(batch.absent)} deleted person(s) were not here (notes)" if batch.absent else ""
+        return self._ack(kind, version, digest, "applied", "ok", f"version {version} applied{absent}",
+                         counts=counts, errors=batch.errors, notes=not_found_notes(version, batch.absent))
 
     def authentic(self, raw: bytes) -> bool:
         """Is this a push signed by a trusted key? (The intake's check when its queue is full.)"""
@@ -400,9 +402,12 @@ class WhitelistApplier:
                 keep = {p.record.id for p in batch.prepared} | set(batch.failed)
                 gone = [pid for pid in _all_person_ids(store) if pid not in keep]
             else:
-                gone = list(deletes)
+                gone = list(dict.fromkeys(deletes))
             for pid in gone:
-                counts["deleted"] += int(store.delete_person(pid))
+                if store.delete_person(pid):
+                    counts["deleted"] += 1
+                elif not replace:  # already absent: the delete holds, the ack notes it
+                    batch.absent.append(pid)
             for p in list(batch.prepared):
                 try:
                     counts["templates"] += store.apply_in_transaction(functools.partial(self._apply_one, p=p))
