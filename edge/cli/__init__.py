@@ -3,17 +3,24 @@
 One module per command group, each with `add_commands(subparsers)`; each command is a small function
 returning an exit code. Heavy imports (OpenCV, onnxruntime, device libraries, the web server) happen
 inside the commands, so `gate --help` and `gate config ...` stay fast on a small device (a test keeps it so).
+
+File modes: every command runs under umask 077, so what it writes (the store, keys, backups, photos) is
+its user's only, whatever the caller's umask (edge.filemodes, docs/security.md). The commands that write
+files for everyone (model files, schema docs, benchmark reports) say so with `shared_output=True` and
+keep the caller's umask.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from edge import __version__
 from edge.cli import admin, bench, config, deploy, guard, hub, keys, run, vision
+from edge.filemodes import private_umask
 
 log = logging.getLogger("edge.cli")
 
@@ -56,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     from edge.config import ConfigError
     from edge.models import ModelError
 
+    caller_umask = private_umask()  # the file-mode policy: what a command writes is its user's only
+    if getattr(args, "shared_output", False):  # model files, schema docs, reports: as the caller's umask says
+        os.umask(caller_umask)
     try:
         code: int = args.func(args)
     except ConfigError as exc:
@@ -66,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     except KeyboardInterrupt:
         return 130
+    finally:
+        os.umask(caller_umask)  # for a caller in the same process (the tests)
     return code
 
 

@@ -262,4 +262,4 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
                     "(default: docs/schemas)")
     sc.add_argument("--asyncapi", help="AsyncAPI 3.0 file to write as well (default: asyncapi.yaml next to "
                     "--out, i.e. docs/asyncapi.yaml)")
-    sc.set_defaults(func=cmd_schemas)
+    sc.set_defaults(func=cmd_schemas, shared_output=True)  # documentation

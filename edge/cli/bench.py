@@ -19,4 +19,4 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     bench = sub.add_parser("bench", help="run a benchmark (ratios measured side by side; all writes the report)",
                            description=bench_package.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(bench)
-    bench.set_defaults(func=cmd_bench)
+    bench.set_defaults(func=cmd_bench, shared_output=True)  # the reports (docs/performance.md)

@@ -72,8 +72,13 @@ def _admin_key(cfg: HubConfig, create: bool) -> Any:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from edge.filemodes import private_dir
+
     cfg = _config(args)
-    cfg.hub.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        private_dir(cfg.hub.data_dir, "hub data dir")  # 0700, or tightened (a warning)
+    except OSError as exc:
+        raise _Fail(f"cannot make the hub's data dir {cfg.hub.data_dir}: {exc.strerror or exc}") from exc
     db = _db(cfg)
     key = _admin_key(cfg, create=True)
     print(key.public_text)

@@ -11,6 +11,7 @@ from edge.cli.common import load, with_config
 
 
 def _identity(args: argparse.Namespace, create: bool) -> int:
+    from edge.filemodes import private_dir
     from edge.sync.identity import GateKeyError, key_path, load_identity
 
     cfg = load(args)
@@ -20,7 +21,12 @@ def _identity(args: argparse.Namespace, create: bool) -> int:
               "to make a new one, then register the new key with the admin)", file=sys.stderr)
         return 1
     try:
+        if create and path.parent == cfg.gate.data_dir:
+            private_dir(cfg.gate.data_dir)  # 0700, or tightened (a warning)
         identity = load_identity(cfg.mqtt.gate_key_file, cfg.gate.data_dir, create=create)
+    except OSError as exc:
+        print(f"gate keys init: cannot make the data dir {cfg.gate.data_dir}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     except GateKeyError as exc:
         print(f"gate keys {'init' if create else 'show'}: {exc}", file=sys.stderr)
         return 2

@@ -96,7 +96,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     fetch.add_argument("--model", action="append", help="only this manifest model (repeatable)")
     fetch.add_argument("--from", dest="source", help="operator-given local path or URL for one --model")
     fetch.add_argument("--samples", action="store_true", help="also extract the sample photos (tests, demo)")
-    fetch.set_defaults(func=cmd_models_fetch)
+    fetch.set_defaults(func=cmd_models_fetch, shared_output=True)  # the service user reads them
     verify_p = with_config(models_sub.add_parser("verify", help="check every manifest model's hash"))
     verify_p.set_defaults(func=cmd_models_verify)
 

@@ -11,6 +11,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from edge.filemodes import prepare_sqlite, tighten_sqlite
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -79,13 +81,13 @@ class HubDatabase:
         else:
             path = Path(url)
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                prepare_sqlite(path)  # its directory 0700, the file 0600 (and so its -wal, -shm)
                 sq = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
                 sq.execute("PRAGMA journal_mode=WAL")
                 sq.execute("PRAGMA synchronous=FULL")
                 sq.execute("BEGIN")
                 sq.execute("COMMIT")
-                path.chmod(0o600)
+                tighten_sqlite(path)
             except (OSError, sqlite3.Error) as exc:
                 raise HubDbError(f"cannot open {path}: {exc}") from exc
             db = cls(_SqliteConn(sq), "sqlite", str(path))

@@ -4,7 +4,8 @@ The backup uses SQLite's online backup API in one step, i.e. inside one read tra
 mode the gate keeps writing meanwhile, and the copy is the database as of the moment it began. The
 copy is a single self-contained file (rollback journal mode), checked before it replaces FILE.
 Restore checks the backup first, refuses while a process has the store open, and keeps the old
-database as gate.db.bak.
+database as gate.db.bak. Every file written here (the backup, the restored store, gate.db.bak) is mode
+0600 whatever the caller's umask: they hold the residents' face templates.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge.filemodes import DIR_MODE, create_private, private_dir
 from edge.store import Store, StoreError
 from edge.store.migrations import MIGRATIONS
 
@@ -71,8 +73,9 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _copy(src: sqlite3.Connection, dest: Path) -> None:
-    """Online backup of `src` into a new file `dest`, made self-contained (no -wal) and synced."""
+    """Online backup of `src` into a new file `dest` (mode 0600), made self-contained (no -wal) and synced."""
     dest.unlink(missing_ok=True)
+    create_private(dest)
     out = sqlite3.connect(dest, isolation_level=None)
     try:
         src.backup(out, pages=-1)  # one step: one read transaction, a consistent snapshot
@@ -90,9 +93,9 @@ def backup(db: Path, dest: Path) -> BackupInfo:
     dest = dest.resolve()
     if dest == db.resolve():
         raise BackupError("the backup file must not be the store itself")
-    dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     try:
+        dest.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)  # a folder made here is private
         src = _connect(db)
         try:
             _copy(src, part)
@@ -151,7 +154,10 @@ def restore(db: Path, source: Path) -> BackupInfo:
         raise BackupError(f"{source} is not a readable SQLite database: {exc}") from exc
     if in_use(db):
         raise BackupError(f"{db} is in use (is the gate running? `systemctl stop edge-gate` first)")
-    db.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        private_dir(db.parent)
+    except OSError as exc:
+        raise BackupError(f"cannot make the data dir {db.parent} (mode 0700): {exc}") from exc
     part = db.with_name(db.name + ".restore")
     bak = db.with_name(db.name + ".bak")
     try:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
+from edge.filemodes import prepare_sqlite, tighten_sqlite
 from edge.records import JsonDict, dumps, ts_text, utc
 from edge.store.errors import StoreError, StoreFullError, StoreWriteError
 from edge.store.migrations import migrate
@@ -55,25 +56,31 @@ class Database:
 
     @classmethod
     def open(cls, path: Path, *, snapshots: bool = False, max_bytes: int | None = None,
-             busy_timeout_ms: int = 5000) -> Self:
-        """Open (creating directory and file) and migrate. `max_bytes` caps the database size."""
+             busy_timeout_ms: int = 5000, tighten_modes: bool = True) -> Self:
+        """Open (creating directory and file) and migrate. `max_bytes` caps the database size. The
+        directory is made 0700 and the files 0600 whatever the umask (edge.filemodes); an existing
+        directory or file open to other users is tightened (a warning), unless `tighten_modes` is False
+        (the self-test reports them instead)."""
         path = Path(path)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if tighten_modes or not path.exists():
+                prepare_sqlite(path)
         except OSError as exc:
-            raise StoreError(f"cannot create the store directory {path.parent}: {exc}") from exc
+            raise StoreError(f"cannot create the store {path} (mode 0600, its directory 0700): {exc}") from exc
         conn: sqlite3.Connection | None = None
         try:
             conn = cls._connect(path, busy_timeout_ms)
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise StoreError(f"{path}: cannot switch to WAL journal mode (got {mode})")
+            if tighten_modes:
+                tighten_sqlite(path)
             conn.execute("PRAGMA synchronous=FULL")
             if max_bytes is not None:
                 page_size = conn.execute("PRAGMA page_size").fetchone()[0]
                 conn.execute(f"PRAGMA max_page_count={max(1, int(max_bytes) // int(page_size))}")
             version = migrate(conn)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             if conn is not None:
                 conn.close()
             raise StoreError(f"cannot open the store {path}: {exc}") from exc
