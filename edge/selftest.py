@@ -25,6 +25,7 @@ from edge.camera import open_source
 from edge.config import GateConfig
 from edge.config.mqtt import MqttConfig
 from edge.enroll import store_path
+from edge.filemodes import fix_command, open_to_others
 from edge.models import DEFAULT_MODELS_DIR, load_manifest, verify
 from edge.store import Store, StoreError
 
@@ -272,12 +273,27 @@ def check_disk(cfg: GateConfig, limits: Limits) -> CheckResult:
     return CheckResult("disk", True, detail)
 
 
+def check_file_modes(cfg: GateConfig) -> CheckResult:
+    """The data dir 0700 or stricter and nothing in it (store, -wal, -shm, keys, backups, photos) open to
+    group or others; a failure carries the one `chmod` line that fixes it. Changes nothing."""
+    data_dir = cfg.gate.data_dir
+    if not data_dir.is_dir():
+        return CheckResult("permissions", True, f"no data dir yet ({data_dir} is made 0700 at the first start)")
+    found = open_to_others(data_dir)
+    if found:
+        shown = ", ".join(f"{p.relative_to(data_dir) if p != data_dir else p} {m:04o}" for p, m in found[:3])
+        more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+        return CheckResult("permissions", False, f"open to other users (residents' face templates): {shown}{more}; "
+                                                f"fix: {fix_command(data_dir, found)}")
+    return CheckResult("permissions", True, f"{data_dir}: its user's only (0700, files 0600)")
+
+
 def check_database(cfg: GateConfig) -> CheckResult:
     path = store_path(cfg)
     if not path.exists():
         return CheckResult("database", True, f"no database yet ({path} is created at the first start)")
     try:
-        with Store.open(path) as store:
+        with Store.open(path, tighten_modes=False) as store:  # the modes are check_file_modes' to report
             result = store.integrity_check()
     except StoreError as exc:
         return CheckResult("database", False, str(exc))
@@ -293,6 +309,7 @@ def run_selftest(cfg: GateConfig, limits: Limits | None = None) -> list[CheckRes
         ("clock", check_clock),
         ("disk", lambda: check_disk(cfg, limits)),
         ("models", lambda: check_models(cfg)),
+        ("permissions", lambda: check_file_modes(cfg)),
         ("database", lambda: check_database(cfg)),
         ("camera", lambda: check_camera(cfg, limits)),
         ("thermal", lambda: check_thermal(cfg, limits)),

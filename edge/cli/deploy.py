@@ -54,8 +54,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add `selftest`, `backup` and `restore` to the `gate` parser's subcommands."""
-    st = sub.add_parser("selftest", help="check models, camera, sensor, relay, broker, clock, disk and store "
-                        "(run it with the service stopped: it opens the devices itself)")
+    st = sub.add_parser("selftest", help="check models, camera, sensor, relay, broker, clock, disk, file modes "
+                        "and store (run it with the service stopped: it opens the devices itself)")
     st.add_argument("--config", "-c", help="config file (TOML); default: built-in defaults")
     st.add_argument("--json", action="store_true", help="one JSON object: ok and the checks")
     st.add_argument("--timeout", type=float, default=10.0, help="seconds each device may take to answer")

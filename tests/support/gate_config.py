@@ -24,7 +24,7 @@ def gate_config(tmp: Path, camera: Path, *, store_from: Path | None = None, fres
     `extra` is appended TOML."""
     data = tmp / "data"
     if fresh:
-        data.mkdir(parents=True, exist_ok=True)
+        data.mkdir(parents=True, exist_ok=True, mode=0o700)  # as the installer makes it (docs/security.md)
         if store_from is not None:
             shutil.copyfile(store_from / "data" / "gate.db", data / "gate.db")
     gate = [f'id = "{gate_id}"'] if gate_id else []
