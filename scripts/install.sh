@@ -10,8 +10,8 @@
 # What goes where (under DIR with --prefix):
 #   /opt/edge-gate/              the code (a copy of this tree) and its venv (.venv), models/ verified
 #   /etc/edge-gate/gate.toml     from config/gate.example.toml; never overwritten once there
-#   /etc/edge-gate/credentials/  files for LoadCredential= (mqtt-password), root-only
-#   /var/lib/edge-gate/          the SQLite store (owned by the edge-gate user)
+#   /etc/edge-gate/credentials/  files for LoadCredential= (mqtt-password), root-only (0700, files 0600)
+#   /var/lib/edge-gate/          the SQLite store and the gate's key (the edge-gate user's only: 0700, files 0600)
 #   /etc/systemd/system/         edge-gate.service, edge-gate@.service (enabled: edge-gate.service),
 #                                edge-gate-hub.service (the community hub, for the box next to the broker; not enabled)
 #   /etc/udev/rules.d/           99-edge-gate.rules (/dev/gate-thermal, /dev/gate-relay)
@@ -20,7 +20,7 @@
 # Options for tests and offline staging: --venv-from PATH links an existing venv (which must have
 # edge-gate installed) instead of building one; --no-venv skips the venv and the model fetch.
 set -euo pipefail
-umask 022
+umask 022  # the code, units and rules are read by others; the data dir and credentials are made private below
 
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PREFIX=""
@@ -167,10 +167,31 @@ fetch_models() {
   rm -f "$tmp"
 }
 
+# The data dir and the credentials are their owner's only (docs/security.md, "File modes"); what an older
+# version left open (0750 and 0640 under UMask=0027) is tightened, and said so.
+make_private() {
+  local loose
+  loose=$(find "$@" ! -type l -perm /077 -print | wc -l)
+  if [ "$loose" -gt 0 ]; then
+    say "tightening $loose entries open to other users under $* (now their owner's only)"
+    chmod -R go= "$@"
+  fi
+}
+
+verify_private() {
+  local bad
+  bad=$(find "$VAR" "$ETC/credentials" ! -type l -perm /077 -print -quit)
+  [ -z "$bad" ] || die "still open to other users: $bad (fix: chmod -R go= $VAR $ETC/credentials)"
+  [ "$(stat -c %a "$VAR")" = 700 ] || die "$VAR is mode $(stat -c %a "$VAR"), not 700 (fix: chmod 700 $VAR)"
+}
+
 write_config() {
-  mkdir -p "$ETC/credentials" "$VAR"
-  chmod 0750 "$ETC" "$VAR"
+  mkdir -p "$ETC/credentials"
+  [ -d "$VAR" ] || install -d -m 0700 "$VAR"
+  chmod 0750 "$ETC"
   chmod 0700 "$ETC/credentials"
+  make_private "$VAR" "$ETC/credentials"
+  chmod 0700 "$VAR"
   if [ -e "$ETC/gate.toml" ]; then
     say "kept existing $ETC/gate.toml"
   else
@@ -218,6 +239,7 @@ make_venv
 fetch_models
 write_config
 install_units
+verify_private
 say "installed into ${PREFIX:-/}"
 say "the gate makes its signing key at its first start ({data_dir}/gate-key.pem, mode 0600); then run"
 say "  gate keys show --json --config /etc/edge-gate/gate.toml   and give that line to the community admin"

@@ -43,7 +43,7 @@ def test_install_twice_then_uninstall_then_purge(tmp_path: Path) -> None:
     assert stat.S_IMODE((etc / "credentials").stat().st_mode) == 0o700
     cred = etc / "credentials/mqtt-password"
     assert cred.is_file() and cred.stat().st_size == 0 and stat.S_IMODE(cred.stat().st_mode) == 0o600
-    assert var.is_dir()
+    assert var.is_dir() and stat.S_IMODE(var.stat().st_mode) == 0o700  # the data: the service user's only
     # units and udev rules, as shipped
     for name in ("edge-gate.service", "edge-gate@.service", "edge-gate-hub.service"):
         assert (root / "etc/systemd/system" / name).read_text() == (REPO / "systemd" / name).read_text()
@@ -60,9 +60,14 @@ def test_install_twice_then_uninstall_then_purge(tmp_path: Path) -> None:
     (etc / "gate.toml").write_text('[gate]\nid = "north-1"\n')
     cred.write_text("operator-secret\n")
     (var / "gate.db").write_bytes(b"data")
+    (var / "gate.db").chmod(0o640)  # as an older version left them (UMask=0027, StateDirectoryMode=0750)
+    var.chmod(0o750)
+    cred.chmod(0o644)
     (opt / "edge" / "stale_module.py").write_text("# from an older version\n")
     second = run("--prefix", root, "--venv-from", VENV_BIN.parent)
     assert "kept existing" in second.stderr
+    assert "tightening 3 entries open to other users" in second.stderr
+    assert [stat.S_IMODE(p.stat().st_mode) for p in (var, var / "gate.db", cred)] == [0o700, 0o600, 0o600]
     assert (etc / "gate.toml").read_text() == '[gate]\nid = "north-1"\n'
     assert cred.read_text() == "operator-secret\n"
     assert (var / "gate.db").read_bytes() == b"data"

@@ -95,6 +95,7 @@ def test_service_directives() -> None:
     assert int(one("Unit.StartLimitBurst")) >= 1 and int(one("Unit.StartLimitIntervalSec")) > 0
     assert one("Service.User") == "edge-gate"
     assert one("Service.StateDirectory") == "edge-gate"
+    assert one("Service.StateDirectoryMode") == "0700" and one("Service.UMask") == "0077"  # docs/security.md
     assert one("Service.ConfigurationDirectory") == "edge-gate"
     assert one("Service.ExecStart") == f"{INSTALLED_GATE} run --config /etc/edge-gate/gate.toml"
     assert one("Service.DevicePolicy") == "closed"
