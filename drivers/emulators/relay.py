@@ -1,12 +1,18 @@
 """Relay board simulators on a real pty: an LCUS-1 board and a Modbus RTU relay board with inputs.
 
 The LCUS sim keeps channel states from valid `A0 ch state sum` frames and ignores anything else. The
-Modbus sim answers functions 01 (coils), 02 (discrete inputs) and 05 (write coil) for its address,
+Modbus sim answers functions 01 (coils), 02 (discrete inputs), 04 (input registers) and 05 (write coil)
+for its address,
 with exception replies for the rest, and models a turnstile: scenario `normal` raises the PASS input
 shortly after the relay coil switches on (a person walks through), `no_pass` never does (granted, not
 passed), `tailgate` also raises PASS with no grant, `garbage` corrupts some replies, `unplug` makes
 the board vanish and come back. `reply_delay_s` makes the Modbus board answer late, as a slow board
 (or a long RS-485 line at a low speed) does. Everything the board received is recorded for tests.
+
+The Modbus board's life-safety wiring (what the demo and tests press): discrete input `fire_input` is an
+NC fire contact (closed, reading 1, until `set_fire(True)` opens it), `exit_input` the exit button
+(`press_exit()`), input register 0 the fire line's end-of-line reading (EOL_NORMAL, EOL_FIRE on fire,
+EOL_CUT after `cut_fire_line()`); coil 1 is the siren relay (its switching is in `log.changes`).
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ def _crc(data: bytes) -> bytes:
 
     crc: bytes = minimalmodbus._calculate_crc(data)
     return crc
+
+
+EOL_NORMAL, EOL_FIRE, EOL_CUT = 600, 250, 4095  # end-of-line readings (the driver's default bands)
 
 
 @dataclass
@@ -135,13 +144,18 @@ class ModbusSim(RelaySim):
     """A Modbus RTU relay board with `coils` relays and `inputs` discrete inputs."""
 
     def __init__(self, scenario: str = "normal", *, slave: int = 1, coils: int = 4, inputs: int = 4,
-                 pass_input: int = 0, door_input: int = 1, link: str | Path | None = None,
-                 timing: RelayTiming | None = None, seed: int = 0) -> None:
+                 pass_input: int = 0, door_input: int = 1, fire_input: int = 2, exit_input: int = 3,
+                 link: str | Path | None = None, timing: RelayTiming | None = None, seed: int = 0) -> None:
         super().__init__("modbus", scenario, link=link, timing=timing, seed=seed)
         self.slave = slave
         self.coils = [False] * coils
         self.forced_inputs = [False] * inputs
         self.pass_input, self.door_input = pass_input, door_input
+        self.fire_input, self.exit_input = fire_input, exit_input
+        self.fire_closed = True  # the NC fire contact: closed while there is no fire
+        self.input_registers = [EOL_NORMAL, 0, 0, 0]
+        self.fire_changes: list[tuple[float, bool]] = []  # (time.monotonic(), fire active) of each change
+        self._exits: list[_Pulse] = []
         self.stuck = False  # a welded or broken relay: writes are acknowledged, the coil does not change
         self.reply_delay_s = 0.0  # time from a request to the board's reply
         self._outbox: list[tuple[float, bytes]] = []
@@ -159,10 +173,36 @@ class ModbusSim(RelaySim):
             self._pulses.append(_Pulse(now + delay_s, width_s or self.timing.pass_width_s))
         self.log.passes += 1
 
+    def set_fire(self, active: bool) -> float:
+        """The fire panel opens (fire) or closes its NC contact; the end-of-line reading follows. Returns
+        the time of the change."""
+        with self._lock:
+            now = time.monotonic()
+            self.fire_closed = not active
+            self.input_registers[0] = EOL_FIRE if active else EOL_NORMAL
+            self.fire_changes.append((now, active))
+        return now
+
+    def cut_fire_line(self) -> float:
+        """The supervised fire line is cut: the end-of-line reading goes to full scale."""
+        with self._lock:
+            self.input_registers[0] = EOL_CUT
+            return time.monotonic()
+
+    def press_exit(self, width_s: float = 0.2) -> None:
+        """Somebody presses the exit button for `width_s`."""
+        with self._lock:
+            self._exits.append(_Pulse(time.monotonic(), width_s))
+
     def inputs(self, now: float | None = None) -> list[bool]:
         now = time.monotonic() if now is None else now
         values = list(self.forced_inputs)
         with self._lock:
+            if self.fire_input < len(values):
+                values[self.fire_input] = self.fire_closed or values[self.fire_input]
+            self._exits = [p for p in self._exits if now < p.end]
+            if self._exits and self.exit_input < len(values):
+                values[self.exit_input] = any(p.start <= now for p in self._exits)
             self._pulses = [p for p in self._pulses if now < p.end + self.timing.door_hold_s + 1]
             for p in self._pulses:
                 if p.start <= now < p.end:
@@ -226,6 +266,15 @@ class ModbusSim(RelaySim):
     def _answer(self, frame: bytes, now: float) -> bytes:
         fn = frame[1]
         addr = int.from_bytes(frame[2:4], "big")
+        if fn == 4:
+            count = int.from_bytes(frame[4:6], "big")
+            if not 1 <= count <= 125:
+                return bytes([fn | 0x80, 3])
+            if addr + count > len(self.input_registers):
+                return bytes([fn | 0x80, 2])
+            with self._lock:
+                regs = self.input_registers[addr:addr + count]
+            return bytes([fn, 2 * count]) + b"".join(r.to_bytes(2, "big") for r in regs)
         if fn in (1, 2):
             count = int.from_bytes(frame[4:6], "big")
             table = self.coils if fn == 1 else self.inputs(now)
@@ -260,7 +309,7 @@ class ModbusSim(RelaySim):
 def make_relay_sim(kind: str, scenario: str = "normal", *, link: str | Path | None = None,
                    timing: RelayTiming | None = None, seed: int = 0) -> LcusSim | ModbusSim:
     if kind == "lcus":
-        return LcusSim(scenario, link=link, timing=timing, seed=seed)
+        return LcusSim(scenario, channels=2, link=link, timing=timing, seed=seed)  # channel 2: the siren
     if kind == "modbus":
         return ModbusSim(scenario, link=link, timing=timing, seed=seed)
     raise ValueError(f"unknown relay sim kind {kind!r} (one of {', '.join(RELAY_KINDS)})")

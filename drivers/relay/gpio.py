@@ -1,7 +1,11 @@
 """Relays and inputs on a Linux GPIO character device (/dev/gpiochipN) through the `gpiod` v2 API.
 
 One line drives the relay (optionally active-low, as on most relay HATs); optional input lines carry
-the turnstile's PASS output and a door sensor. Lines are requested once and released at close.
+the turnstile's PASS output, a door sensor, the fire panel's contact and its trouble contact (the
+supervision: a cut line reads as trouble, and trouble is fire) and the exit button; an optional output
+line drives the siren relay. Lines are requested once and released at close. The fire and trouble lines
+are requested with the polarity that makes the kernel's logical value "fire" (`fire_contact`: an NC
+contact that opens reads active), so their edges and values need no converting.
 
 What is decided here, apart from the gpiod calls (and tested without a chip): `line_settings` (the
 relay line is requested with its output already inactive, so an active-low relay does not click on at
@@ -40,6 +44,13 @@ class GpioConfig(RelayConfigBase):
     pass_line: int | None = Field(None, ge=0, le=1023, description="Input line from the turnstile's PASS "
                                   "output, or unset.")
     door_line: int | None = Field(None, ge=0, le=1023, description="Input line from a door sensor, or unset.")
+    fire_line: int | None = Field(None, ge=0, le=1023, description="Input line from the fire panel's contact "
+                                  "(see fire_contact), or unset.")
+    fire_trouble_line: int | None = Field(None, ge=0, le=1023, description="Input line from the fire panel's "
+                                          "trouble contact (see fire_contact), or unset.")
+    exit_line: int | None = Field(None, ge=0, le=1023, description="Input line from the exit button, or unset.")
+    siren_line: int | None = Field(None, ge=0, le=1023, description="Output line driving the siren relay "
+                                   "(active high), or unset.")
     inputs_active_low: bool = Field(True, description="Inputs are active when low (contact to ground with "
                                     "the pull-up enabled).")
     bias: Literal["pull_up", "pull_down", "disabled", "as_is"] = Field("pull_up", description="Input bias.")
@@ -49,10 +60,17 @@ class GpioConfig(RelayConfigBase):
 
     @model_validator(mode="after")
     def _distinct_lines(self) -> GpioConfig:
-        used = [x for x in (self.line, self.pass_line, self.door_line) if x is not None]
+        used = [x for x in (self.line, *self.inputs().values(), self.siren_line) if x is not None]
         if len(used) != len(set(used)):
-            raise ValueError(f"relay, pass and door lines must be different offsets, got {used}")
+            raise ValueError(f"relay, pass, door, fire, fire trouble, exit and siren lines must be different "
+                             f"offsets, got {used}")
         return self
+
+    def inputs(self) -> dict[str, int]:
+        """The input lines in use, by input name."""
+        wired = (("pass", self.pass_line), ("door", self.door_line), ("fire", self.fire_line),
+                 ("fire_trouble", self.fire_trouble_line), ("exit", self.exit_line))
+        return {name: off for name, off in wired if off is not None}
 
 
 def line_settings(cfg: GpioConfig, edges: bool = True) -> dict[int, gpiod.LineSettings]:
@@ -66,12 +84,16 @@ def line_settings(cfg: GpioConfig, edges: bool = True) -> dict[int, gpiod.LineSe
             "as_is": Bias.AS_IS}[cfg.bias]
     settings = {cfg.line: gpiod.LineSettings(direction=Direction.OUTPUT, active_low=cfg.active_low,
                                              output_value=Value.INACTIVE)}
-    for offset in (cfg.pass_line, cfg.door_line):
-        if offset is not None:
-            settings[offset] = gpiod.LineSettings(
-                direction=Direction.INPUT, edge_detection=Edge.BOTH if edges else Edge.NONE,
-                bias=bias, active_low=cfg.inputs_active_low,
-                debounce_period=timedelta(milliseconds=cfg.debounce_ms), event_clock=Clock.MONOTONIC)
+    if cfg.siren_line is not None:
+        settings[cfg.siren_line] = gpiod.LineSettings(direction=Direction.OUTPUT, output_value=Value.INACTIVE)
+    nc = cfg.fire_contact == "nc"
+    for name, offset in cfg.inputs().items():
+        # logical ACTIVE = contact closed; for an NC fire (or trouble) contact the opposite: fire
+        flip = nc and name in ("fire", "fire_trouble")
+        settings[offset] = gpiod.LineSettings(
+            direction=Direction.INPUT, edge_detection=Edge.BOTH if edges else Edge.NONE,
+            bias=bias, active_low=cfg.inputs_active_low != flip,
+            debounce_period=timedelta(milliseconds=cfg.debounce_ms), event_clock=Clock.MONOTONIC)
     return settings
 
 
@@ -97,10 +119,10 @@ class GpioRelay(BaseRelay):
         super().__init__(cfg)
         self.cfg = cfg
         self._request: Any = None
-        self._input_lines = {name: off for name, off in (("pass", cfg.pass_line), ("door", cfg.door_line))
-                             if off is not None}
+        self._input_lines = cfg.inputs()
         self._input_names = {off: name for name, off in self._input_lines.items()}
         self.input_names = tuple(self._input_lines)
+        self.has_siren = cfg.siren_line is not None
         self._edges = True
 
     def _open(self) -> None:
@@ -138,6 +160,13 @@ class GpioRelay(BaseRelay):
         if self._request is None:
             self._open()
         self._request.set_value(self.cfg.line, Value.ACTIVE if on else Value.INACTIVE)
+
+    def _write_siren(self, on: bool) -> None:
+        from gpiod.line import Value
+
+        if self._request is None:
+            self._open()
+        self._request.set_value(self.cfg.siren_line, Value.ACTIVE if on else Value.INACTIVE)
 
     def _read_input_edges(self) -> list[InputEvent]:
         if self._request is None:

@@ -2,7 +2,8 @@
 
 `A0 01 01 A2` switches channel 1 on, `A0 01 00 A1` off; sum = low byte of A0 + ch + state. The
 boards do not answer, so a write that reaches the port is all the confirmation there is; they have no
-inputs (wire PASS and door sensors to GPIO or a Modbus board).
+inputs (wire PASS, door, fire and exit to GPIO or a Modbus board); a second channel can drive a siren
+relay (`siren_channel`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import contextlib
 from typing import Literal
 
 import serial
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from drivers.relay.config import RelayConfigBase
 from drivers.relay.worker import BaseRelay
@@ -31,6 +32,14 @@ class LcusConfig(RelayConfigBase):
     port: str = Field("/dev/ttyUSB0", description="Serial port of the board.")
     baud: int = Field(9600, ge=1200, le=115200, description="Serial speed (the boards use 9600).")
     channel: int = Field(1, ge=1, le=8, description="Relay channel (1 on single-channel boards).")
+    siren_channel: int | None = Field(None, ge=1, le=8, description="Channel of the siren relay (boards with "
+                                      "2 or more channels), or unset.")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> LcusConfig:
+        if self.siren_channel == self.channel:
+            raise ValueError("siren_channel must not be the turnstile's channel")
+        return self
 
 
 class LcusRelay(BaseRelay):
@@ -40,6 +49,7 @@ class LcusRelay(BaseRelay):
         super().__init__(cfg)
         self.cfg = cfg
         self._serial: serial.Serial | None = None
+        self.has_siren = cfg.siren_channel is not None
 
     def _open(self) -> None:
         self._serial = open_serial(self.cfg.port, self.cfg.baud, timeout=0.1)
@@ -51,10 +61,16 @@ class LcusRelay(BaseRelay):
                 ser.close()
 
     def _write(self, on: bool) -> None:
+        self._send(lcus_frame(self.cfg.channel, on))
+
+    def _write_siren(self, on: bool) -> None:
+        assert self.cfg.siren_channel is not None
+        self._send(lcus_frame(self.cfg.siren_channel, on))
+
+    def _send(self, frame: bytes) -> None:
         if self._serial is None:
             self._open()
         assert self._serial is not None
-        frame = lcus_frame(self.cfg.channel, on)
         written = self._serial.write(frame)
         self._serial.flush()
         if written != len(frame):

@@ -4,7 +4,14 @@
 `pulse(ms)` always returns at once; a pulse asked for while one is pending or running extends it. A
 switch that fails raises RelayError (in the caller for drivers that switch locally) or is counted in
 `stats` (write_failures, switch_failures, last_error: the gate's relay_fault alarm) for drivers that
-switch from their worker thread. The relay is forced off at start, at close() and at interpreter exit.
+switch from their worker thread. The relay is forced off at start, at close() and at interpreter exit
+(unless a fire holds it released, or `fail_mode = "safe"` leaves it released at close). `hold(reason,
+on)` keeps it on (a guard's hold-open; the fire hold is the driver's own), `siren(seconds)` sounds the
+siren output where the board has one.
+
+Input names: "pass" (the turnstile's PASS output), "door" (a door sensor), "fire" (the fire input, as
+the driver debounced it: active while the turnstile is held released for a fire), "fire_trouble" (the
+supervised fire line is cut or shorted: fire is active too) and "exit" (the exit button).
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ class RelayError(RuntimeError):
 
 @dataclass(frozen=True)
 class InputEvent:
-    """An input changed: `name` is "pass" or "door", `active` its new state, `t` time.monotonic()."""
+    """An input changed: `name` is "pass", "door", "fire", "fire_trouble" or "exit", `active` its new
+    state, `t` time.monotonic()."""
 
     name: str
     active: bool
@@ -49,6 +57,16 @@ class Relay(Protocol):
 
     @property
     def pulsing(self) -> bool: ...
+
+    def hold(self, reason: str, on: bool) -> None: ...
+
+    @property
+    def holds(self) -> frozenset[str]: ...
+
+    def siren(self, seconds: float) -> bool: ...
+
+    @property
+    def siren_on(self) -> bool: ...
 
     def events(self) -> list[InputEvent]: ...
 

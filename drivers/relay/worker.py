@@ -7,19 +7,30 @@ read back) hand the switch-on to the worker thread, and a failure there is count
 cannot be switched off every further pulse() raises RelayError. Either way the worker thread switches
 off when the time is up, and a pulse asked for while one is pending or running extends it rather than
 starting a second one (`PulsePlan`). The relay is forced off at start, at close() and at interpreter
-exit. A write that fails is retried once after reopening the device. The same worker polls the
-optional inputs (PASS from the turnstile, door sensor) and queues their changes as events.
+exit, unless a hold keeps it released (below) or `fail_mode = "safe"` leaves it released at close.
+A write that fails is retried once after reopening the device. The same worker polls the optional inputs
+(PASS from the turnstile, door sensor, fire, exit button) and queues their changes as events.
+
+Life safety, decided here and not in the gate (so it does not wait for the supervisor, and it holds while
+the gate's other threads are busy): while the fire input is active (debounced by `FireWatch`; a cut
+supervised line counts as active) the relay is held on and no pulse end, set(False) or close() switches
+it off; at start the fire input is read before the relay is forced off, so a gate restarted during a
+fire keeps the turnstile released. `hold(reason, on)` holds it for other reasons (a guard's hold-open).
+The exit button's press pulses the relay for `exit_pulse_ms`. `siren(seconds)` drives the siren output
+(where the board has one) for at most `siren_max_s`.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import threading
 import time
 from collections import deque
 
 from drivers.relay.config import RelayConfigBase
+from drivers.relay.fire import FireWatch
 from drivers.relay.protocol import InputEvent, RelayError, RelayStats, input_changes
 from drivers.relay.pulse import PulsePlan
 
@@ -32,6 +43,7 @@ class BaseRelay:
     name = "relay"
     input_names: tuple[str, ...] = ()
     switch_in_worker = False  # True: pulse() leaves the switch-on to the worker (a slow round trip)
+    has_siren = False  # the driver has a siren output (`_write_siren`)
 
     def __init__(self, cfg: RelayConfigBase) -> None:
         self.base_cfg = cfg
@@ -52,6 +64,13 @@ class BaseRelay:
         self._started = False
         self._input_failing = False
         self._off_failing = False  # the end of a pulse could not switch the relay off
+        self._holds: set[str] = set()  # why the relay is held on ("fire", "hold_open"): nothing switches it off
+        self._hold_applied = False  # the relay was switched on for the holds
+        self._retry_at = 0.0  # a failed hold or siren write is tried again from then
+        self._fire = FireWatch(cfg.fire_release_s)
+        self._siren_until: float | None = None
+        self._siren_state = False
+        self.polls = 0  # input polls done (tests count the polls between an input and the coil)
 
     # -- subclass hooks -----------------------------------------------------------------------
     def _open(self) -> None:
@@ -65,6 +84,9 @@ class BaseRelay:
 
     def _read_inputs(self) -> dict[str, bool]:
         return {}
+
+    def _write_siren(self, on: bool) -> None:
+        raise NotImplementedError
 
     def _read_input_edges(self) -> list[InputEvent]:
         """Input changes the device timestamped itself since the last call (GPIO edge events), oldest
@@ -86,7 +108,15 @@ class BaseRelay:
         self._started = True
         self._stop.clear()
         atexit.register(self._atexit)
-        self._switch(False)
+        if self._fire_at_start():  # a restart during a fire: released again, never forced off first
+            log.warning("%s: the fire input is active at start: the turnstile stays released", self.name)
+            self._switch(True)
+            self._hold_applied = True
+        else:
+            self._switch(False)
+        if self.has_siren:
+            with contextlib.suppress(OSError):  # logged and counted; the worker tries again
+                self._siren_write(False)
         self._thread = threading.Thread(target=self._run, name=f"relay-{self.name}", daemon=True)
         self._thread.start()
 
@@ -131,6 +161,38 @@ class BaseRelay:
             self._off_failing = False
             self._wake.notify_all()
 
+    def hold(self, reason: str, on: bool) -> None:
+        """Hold the relay on for `reason` (or end that hold); the worker switches it. While any hold is
+        on, the end of a pulse, set(False) and close() leave the relay on; the fire hold is the worker's."""
+        with self._lock:
+            if on:
+                self._holds.add(reason)
+            else:
+                self._holds.discard(reason)
+            self._wake.notify_all()
+
+    @property
+    def holds(self) -> frozenset[str]:
+        return frozenset(self._holds)
+
+    def siren(self, seconds: float) -> bool:
+        """Sound the siren for `seconds` (at most siren_max_s; a longer ask is cut, a running siren is
+        extended); 0 silences it. False if this board has no siren output."""
+        if not self.has_siren:
+            return False
+        with self._lock:
+            if seconds <= 0:
+                self._siren_until = None
+            else:
+                until = time.monotonic() + min(seconds, self.base_cfg.siren_max_s)
+                self._siren_until = max(until, self._siren_until or until)
+            self._wake.notify_all()
+        return True
+
+    @property
+    def siren_on(self) -> bool:
+        return self._siren_state
+
     def events(self) -> list[InputEvent]:
         """Input changes since the last call, oldest first."""
         out: list[InputEvent] = []
@@ -172,10 +234,17 @@ class BaseRelay:
         if self._thread is not None:
             self._thread.join(timeout=3)
             self._thread = None
+        self._holds &= {"fire"}  # a guard's hold ends with the gate; a fire's does not
+        safe = self.base_cfg.fail_mode == "safe"
+        if self._holds:
+            log.warning("%s: the fire input is active: the relay is left released", self.name)
         try:
-            self._switch(False)
+            self._switch(safe)  # (not written while the fire holds it)
         except RelayError as exc:
-            log.error("%s: could not force the relay off at close: %s", self.name, exc)
+            log.error("%s: could not switch the relay %s at close: %s", self.name, "on" if safe else "off", exc)
+        if self.has_siren:
+            with contextlib.suppress(OSError):  # logged and counted
+                self._siren_write(False)
         with self._io:
             self._close_port()
         self._started = False
@@ -189,7 +258,10 @@ class BaseRelay:
 
     # -- internals ----------------------------------------------------------------------------
     def _switch(self, on: bool) -> None:
-        """Write with one reopen-and-retry; raises RelayError with what went wrong."""
+        """Write with one reopen-and-retry; raises RelayError with what went wrong. Switching off while a
+        hold is on writes nothing (the relay stays on)."""
+        if not on and self._holds:
+            return
         what = "on" if on else "off"
         with self._io:
             try:
@@ -221,7 +293,10 @@ class BaseRelay:
             with self._lock:
                 now = time.monotonic()
                 gen = self._gen
-                if self._plan.due(now) and now >= off_retry_at:
+                hold_job = self._hold_job(now)
+                if hold_job is not None:
+                    job = hold_job
+                elif self._plan.due(now) and now >= off_retry_at:
                     self._plan.take_off()
                     self._switching_off = True
                     job = "off"
@@ -233,17 +308,83 @@ class BaseRelay:
                         waits.append(max(self._plan.end, off_retry_at) - now)
                     if poll is not None:
                         waits.append(next_poll - now)
+                    if self._siren_until is not None:
+                        waits.append(max(self._siren_until, self._retry_at) - now)
+                    if (self._holds or self._hold_applied) and self._retry_at > now:
+                        waits.append(self._retry_at - now)
                     timeout = max(0.0, min(waits))
                     if timeout > 0:
                         self._wake.wait(timeout)
             # the I/O runs outside _lock: pulse() never waits for a round trip to the board
-            if job == "on":
+            if job in ("hold", "release", "siren_on", "siren_off"):
+                self._worker_hold_or_siren(job)
+            elif job == "on":
                 self._worker_switch_on(gen)
             elif job == "off" and not self._worker_switch_off(gen):
                 off_retry_at = time.monotonic() + 0.2  # keep trying: a relay stuck on is an open gate
             if poll is not None and time.monotonic() >= next_poll:
                 ok = self._poll_inputs()
                 next_poll = time.monotonic() + (poll if ok else max(poll, 0.25))
+
+    def _hold_job(self, now: float) -> str | None:
+        """What the holds and the siren owe (under _lock): a hold's switch-on comes before anything else."""
+        if now < self._retry_at:
+            return None
+        if self._holds and not (self._hold_applied and self._state):
+            return "hold"
+        if self._hold_applied and not self._holds and not self.pulsing:
+            return "release"
+        if self.has_siren:
+            want = self._siren_until is not None and now < self._siren_until
+            if not want:
+                self._siren_until = None
+            if want != self._siren_state:
+                return "siren_on" if want else "siren_off"
+        return None
+
+    def _worker_hold_or_siren(self, job: str) -> None:
+        try:
+            if job == "hold":
+                self._switch(True)
+                self._hold_applied = True
+            elif job == "release":
+                self._switch(False)
+                self._hold_applied = False
+                log.info("%s: no hold any more: the relay is off", self.name)
+            else:
+                self._siren_write(job == "siren_on")
+        except (RelayError, OSError):  # counted and logged by _switch / _siren_write; tried again soon
+            self._retry_at = time.monotonic() + 0.2
+
+    def _siren_write(self, on: bool) -> None:
+        with self._io:
+            try:
+                self._write_siren(on)
+            except Exception as exc:
+                self._write_failures += 1
+                self._last_error = f"could not switch the siren {'on' if on else 'off'}: {exc}"
+                log.error("%s: %s", self.name, self._last_error)
+                raise OSError(self._last_error) from exc
+            self._writes += 1
+        self._siren_state = on
+
+    def _fire_at_start(self) -> bool:
+        """The fire input read once before the relay is first switched (False if there is none or it
+        cannot be read: the worker's polls decide from then on)."""
+        if "fire" not in self.input_names:
+            return False
+        try:
+            with self._io:
+                values = self._read_inputs()
+        except Exception as exc:
+            log.warning("%s: the fire input could not be read at start: %s", self.name, exc)
+            return False
+        now = time.monotonic()
+        active = self._fire.update([(values.get("fire", False) or values.get("fire_trouble", False), now)], now)
+        if active:
+            self._holds.add("fire")
+            self._inputs["fire"] = True
+        return active
 
     def _worker_switch_on(self, gen: int) -> None:
         try:
@@ -298,5 +439,32 @@ class BaseRelay:
             log.info("%s: inputs readable again", self.name)
             self._input_failing = False
             self._reconnects += 1
-        self._events.extend(input_changes(self._inputs, edges, values, time.monotonic()))
+        now = time.monotonic()
+        self.polls += 1
+        if "fire" in values:
+            edges, values = self._fire_hold(edges, values, now)
+        changes = input_changes(self._inputs, edges, values, now)
+        self._events.extend(changes)
+        if any(e.name == "exit" and e.active for e in changes):
+            try:
+                self.pulse(self.base_cfg.exit_pulse_ms)
+            except RelayError as exc:
+                log.error("%s: the exit button could not release the turnstile: %s", self.name, exc)
         return True
+
+    def _fire_hold(self, edges: list[InputEvent], values: dict[str, bool],
+                   now: float) -> tuple[list[InputEvent], dict[str, bool]]:
+        """Fold the fire (and trouble) samples into the debounced fire state and hold or let go: the
+        `fire` input the gate sees is that state, not the raw contact."""
+        trouble = values.get("fire_trouble", False)
+        samples = [(e.active, e.t) for e in edges if e.name in ("fire", "fire_trouble")]
+        samples.append((values["fire"] or trouble, now))
+        active = self._fire.update(samples, now)
+        with self._lock:
+            if active and "fire" not in self._holds:
+                log.warning("%s: fire input active: holding the turnstile released", self.name)
+            elif not active and "fire" in self._holds:
+                log.warning("%s: fire input inactive for %g s: the fire hold ends", self.name,
+                            self.base_cfg.fire_release_s)
+            self.hold("fire", active)
+        return [e for e in edges if e.name != "fire"], {**values, "fire": active}
