@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from edge.web.ports import WebParts
 
 log = logging.getLogger(__name__)
+ALARM_FLUSH_S = 5.0  # how often grouped alarms that grew are looked at (sent once their window has passed)
 
 
 @dataclass
@@ -59,6 +60,7 @@ class Gate:
         self.policy = cfg.policy
         self.stop_event = threading.Event()
         self.store = Store.open(store_path(cfg), snapshots=cfg.store.snapshots)
+        self.store.configure_alarms(timedelta(minutes=cfg.store.alarm_group_minutes), cfg.store.alarm_max_rows)
         self.writer = StoreWriter(self.store)
         self.engine = FaceEngine(cfg.vision)
         self.camera = Camera(cfg.camera)
@@ -90,6 +92,7 @@ class Gate:
         self._relay_counts = (0, 0)
         self._last_care_check = float("-inf")  # the first pass checks at once
         self._last_retention = float("-inf")  # the first pass purges at once
+        self._last_alarm_flush = float("-inf")
         self.started_at = time.monotonic()
 
     # -- sync with the community server ---------------------------------------------------------------
@@ -375,6 +378,9 @@ class Gate:
         if now - self._last_care_check >= 60:
             self._last_care_check = now
             self._care_watch()
+        if now - self._last_alarm_flush >= ALARM_FLUSH_S:  # grouped alarms' updates for the server
+            self._last_alarm_flush = now
+            self.writer.submit(self.store.flush_alarm_groups)
         if now - self._last_retention >= 3600:
             self._last_retention = now
             self.writer.submit(purge_expired, self.store, self.cfg.store, anti_passback_s=self.policy.anti_passback_s)

@@ -7,6 +7,7 @@ datetimes, stored as fixed-width ISO-8601 text (`2024-05-01T07:00:00.000000Z`) t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -332,9 +333,29 @@ class EventRecord:
 
 SEVERITIES: tuple[str, ...] = ("info", "warning", "high", "critical")
 
+# What tells two sources of one alarm kind apart, besides the kind, the gate and the person: these
+# detail keys (kinds not listed: none). Alarms with the same source are grouped (`AlarmRecord.group_key`).
+ALARM_SOURCE_DETAILS: dict[str, tuple[str, ...]] = {
+    "whitelist_rejected": ("topic", "code"),  # where the refused push came in, and why (each code its severity)
+    "forged_message": ("gate_id",),  # the gate the refused peer event named
+    "sensor_fault": ("code", "fault"),
+    "login_lockout": ("guard",),  # the name tried
+}
+
+
+def alarm_group_key(kind: str, gate_id: str | None, person_id: str | None, details: Mapping[str, Any]) -> str:
+    """The source of an alarm as one short text (a SHA-256 prefix of kind, gate, person and the kind's
+    source details): repeats of one source share it, different sources do not."""
+    source = [kind, gate_id, person_id, [details.get(k) for k in ALARM_SOURCE_DETAILS.get(kind, ())]]
+    return hashlib.sha256(dumps(source).encode()).hexdigest()[:32]
+
 
 @dataclass(frozen=True)
 class AlarmRecord:
+    """An alarm, or a group of repeats of one (`count` of them, the first at `ts`, the latest at
+    `last_seen`, with the latest message and details); `count`/`last_seen` are left out of `to_dict`
+    for a single alarm, so it reads as it always did."""
+
     ts: datetime
     kind: str
     severity: str
@@ -345,6 +366,8 @@ class AlarmRecord:
     id: str = field(default_factory=new_event_id)
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
+    count: int = 1  # occurrences this record stands for (a throttled source may report the ones it held back)
+    last_seen: datetime | None = None  # None: the same as ts
 
     def __post_init__(self) -> None:
         _set(self, "ts", utc(self.ts, "alarm ts"))
@@ -359,11 +382,29 @@ class AlarmRecord:
         _text(self.person_id, "person_id", 64, optional=True)
         _text(self.id, "alarm id", 64)
         _set(self, "acknowledged_at", _opt_time(self.acknowledged_at, "acknowledged_at"))
+        if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 1:
+            raise ValueError(f"alarm count must be a positive integer, not {self.count!r}")
+        last = _opt_time(self.last_seen, "alarm last_seen")
+        if last is not None and last < self.ts:
+            raise ValueError(f"alarm last_seen {ts_text(last)} is before its ts {ts_text(self.ts)}")
+        _set(self, "last_seen", last)
+
+    @property
+    def seen(self) -> datetime:
+        """When it (or its latest repeat) was last raised."""
+        return self.last_seen or self.ts
+
+    @property
+    def group_key(self) -> str:
+        return alarm_group_key(self.kind, self.gate_id, self.person_id, self.details)
 
     def to_dict(self) -> JsonDict:
-        return {"id": self.id, "ts": ts_text(self.ts), "kind": self.kind, "severity": self.severity,
-                "message": self.message, "details": self.details, "gate_id": self.gate_id,
-                "person_id": self.person_id}
+        out: JsonDict = {"id": self.id, "ts": ts_text(self.ts), "kind": self.kind, "severity": self.severity,
+               "message": self.message, "details": self.details, "gate_id": self.gate_id,
+               "person_id": self.person_id}
+        if self.count > 1:
+            out |= {"count": self.count, "last_seen": ts_text(self.seen)}
+        return out
 
 
 @dataclass(frozen=True)

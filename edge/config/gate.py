@@ -35,6 +35,19 @@ class StoreSection(Section):
                                   "deleted after this many days; undelivered events are never deleted.")
     snapshots: bool = Field(False, description="Keep a face crop with each event (privacy: off by default).")
     snapshot_retention_days: float = Field(7.0, gt=0, le=365, description="Face crops are deleted after this long.")
+    alarm_group_minutes: float = Field(10.0, ge=0, le=1440, description="A repeat of an unacknowledged alarm from "
+                                       "the same source (kind, gate, person and, for some kinds, the topic or "
+                                       "sender) within this many minutes of its last occurrence is counted on "
+                                       "that alarm (shown x37 with the last time) instead of being a new one; "
+                                       "its update goes to the server at most once per this interval. 0: no "
+                                       "grouping.")
+    alarm_retention_days: float = Field(90.0, gt=0, le=3650, description="Alarms last seen longer ago than this "
+                                        "are deleted (an unacknowledged high or critical one with an error in "
+                                        "the log).")
+    alarm_max_rows: int = Field(10_000, ge=100, le=10_000_000, description="At most this many alarm rows are "
+                                "kept: beyond it the acknowledged ones go first, then unacknowledged ones from "
+                                "the lowest severity and the oldest (each logged).")
+
 
 
 class SupervisorSection(Section):

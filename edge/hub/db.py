@@ -47,6 +47,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE person_groups (person_id TEXT NOT NULL, group_name TEXT NOT NULL, "
         "PRIMARY KEY (person_id, group_name))",
     ),
+    (  # 5: a gate's grouped alarms: an update (same id, higher count) replaces the stored one
+        "ALTER TABLE alarms ADD COLUMN seen_count BIGINT NOT NULL DEFAULT 1",
+        "ALTER TABLE alarms ADD COLUMN last_seen TEXT",
+    ),
 )
 
 

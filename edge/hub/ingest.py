@@ -70,14 +70,15 @@ def verified(keys: GateKeys, gate: str, payload: bytes) -> JsonDict:
 def checked(kind: str, doc: JsonDict) -> JsonDict:
     """An event or alarm as the protocol defines it (closed schema), its time normalised to UTC `...Z`
     (the archive compares times as text); ValueError when it is not one."""
-    msg: EventMessage | AlarmMessage
     if kind == "events":
-        msg = EventMessage.model_validate(doc)
-    elif kind == "alarms":
-        msg = AlarmMessage.model_validate(doc)
-    else:
+        return {**doc, "ts": ts_text(EventMessage.model_validate(doc).ts)}
+    if kind != "alarms":
         return doc
-    return {**doc, "ts": ts_text(msg.ts)}
+    alarm = AlarmMessage.model_validate(doc)
+    out = {**doc, "ts": ts_text(alarm.ts)}
+    if alarm.last_seen is not None:
+        out["last_seen"] = ts_text(alarm.last_seen)
+    return out
 
 
 @dataclass
@@ -142,7 +143,8 @@ class Ingest:
 
 
 def store(db: HubDatabase, items: list[tuple[str, str, JsonDict]], instance: str) -> None:
-    """Events and alarms, each once by id, in one transaction."""
+    """Events and alarms, each once by id (an alarm's later state, with a higher `count`, replacing its
+    earlier one), in one transaction."""
     with db.tx():
         for kind, gate, doc in items:
             if kind == "events":
@@ -150,7 +152,10 @@ def store(db: HubDatabase, items: list[tuple[str, str, JsonDict]], instance: str
                            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
                            (doc["event_id"], gate, doc["ts"], doc.get("person_id"), doc["decision"],
                             json.dumps(doc, ensure_ascii=False), instance))
-            else:
-                db.execute("INSERT INTO alarms (id, gate_id, ts, kind, body) VALUES (?, ?, ?, ?, ?) "
-                           "ON CONFLICT (id) DO NOTHING",
-                           (doc["id"], gate, doc["ts"], doc["kind"], json.dumps(doc, ensure_ascii=False)))
+            else:  # a grouped alarm's update (same id, same gate, higher count) replaces what is stored
+                db.execute("INSERT INTO alarms (id, gate_id, ts, kind, body, seen_count, last_seen) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body, "
+                           "seen_count = excluded.seen_count, last_seen = excluded.last_seen "
+                           "WHERE alarms.gate_id = excluded.gate_id AND alarms.seen_count < excluded.seen_count",
+                           (doc["id"], gate, doc["ts"], doc["kind"], json.dumps(doc, ensure_ascii=False),
+                            int(doc.get("count") or 1), doc.get("last_seen") or doc["ts"]))

@@ -41,6 +41,10 @@ def _aware(v: datetime) -> datetime:
     return v
 
 
+def _aware_or_none(v: datetime | None) -> datetime | None:
+    return None if v is None else _aware(v)
+
+
 class Signature(Doc):
     """Ed25519 over the RFC 8785 form of the message without this member (docs/protocol.md)."""
 
@@ -66,6 +70,10 @@ class EventAlarm(Doc):
     details: dict[str, Any]
     gate_id: str | None = None
     person_id: str | None = None
+    count: int | None = Field(None, ge=1, description="Absent: 1 (see the alarms topic).")
+    last_seen: datetime | None = Field(None, description="Absent: the same as ts.")
+
+    _last_seen = field_validator("last_seen")(_aware_or_none)
 
 
 class Temperature(Doc):
@@ -126,9 +134,14 @@ class AlarmMessage(Doc):
     details: dict[str, Any]
     gate_id: str | None = None
     person_id: str | None = None
+    count: int | None = Field(None, ge=1, description="Occurrences of this alarm's source grouped under this id "
+                              "(absent: 1). A later message with the same id and a higher count is an update "
+                              "of the same alarm: keep the highest.")
+    last_seen: datetime | None = Field(None, description="When the latest of them was raised (absent: ts, the "
+                                       "first).")
     signature: Signature
 
-    _ts = field_validator("ts")(_aware)
+    _times = field_validator("ts", "last_seen")(_aware_or_none)
 
 
 class CameraState(Doc):

@@ -40,6 +40,15 @@ _EVENT = {
                "face_px": 142.0, "guard": None},
 }
 
+_ALARM_GROUP = {  # a grouped alarm's update: the same id as its first message, with count and last_seen
+    "schema": "edge-gate/alarm/2", "id": "01JE3Q9A1B2C3D4E5F6G7H8J9K", "ts": "2026-12-01T08:20:00.000000Z",
+    "kind": "whitelist_rejected", "severity": "warning",
+    "message": "whitelist push rejected (malformed_json): not valid JSON",
+    "details": {"code": "malformed_json", "kind": "unknown", "version": None,
+                "topic": "edge-gate/maple-court/whitelist/delta", "push_digest": None, "rejected_since_last": 212},
+    "gate_id": "north-1", "person_id": None, "count": 1000, "last_seen": "2026-12-01T08:29:41.500000Z",
+}
+
 
 def _cases() -> list[tuple[str, dict[str, Any], dict[str, Any] | None]]:
     """(name, message, tampered copy or None)."""
@@ -50,6 +59,8 @@ def _cases() -> list[tuple[str, dict[str, Any], dict[str, Any] | None]]:
         ("whitelist-delta-tampered", _DELTA, tampered_delta),
         ("event", _EVENT, None),
         ("event-tampered-gate", _EVENT, {**_EVENT, "gate_id": "gate-evil"}),
+        ("alarm-group-update", _ALARM_GROUP, None),
+        ("alarm-group-tampered-count", _ALARM_GROUP, {**_ALARM_GROUP, "count": 1}),
         ("floats-with-exponents", {"a": 1e-7, "b": 1e21, "c": 1.5e300, "d": 5e-324, "e": -2.5e-8,
                                    "f": 123456789.125}, None),
         ("integers-written-as-floats", {"three": 3.0, "hundred": 100.0, "minus_seven": -7.0, "zero": -0.0,

@@ -1,35 +1,29 @@
-"""Events and alarms, each written with its outbox row in one transaction; the outbox read and acked by
-the sync's drainer; face crops; retention of what the server already has."""
+"""Events, each written with its outbox row (and its alarms, `edge.store.alarms`) in one transaction; the
+outbox read and acked by the sync's drainer; face crops; retention of what the server already has."""
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from edge.protocol.payloads import ALARM_SCHEMA, EVENT_SCHEMA
+from edge.protocol.payloads import EVENT_SCHEMA
 from edge.records import AlarmRecord, EventRecord, dumps, parse_ts, ts_text
-from edge.store.db import Database, now_utc, page_bounds
-from edge.store.rows import OutboxRow, alarm_from_row, event_from_row
+from edge.store.alarms import AlarmTables
+from edge.store.db import now_utc, page_bounds
+from edge.store.rows import OutboxRow, event_from_row
 
 log = logging.getLogger("edge.store")
 _CHUNK = 500  # ids per IN (...) list
 
 
-class EventTables(Database):
-    """The events, alarms, outbox and snapshots tables."""
-
-    def _insert_alarm(self, conn: sqlite3.Connection, a: AlarmRecord) -> None:
-        conn.execute("INSERT INTO alarms (id, ts, kind, severity, message, details, gate_id, person_id) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (a.id, ts_text(a.ts), a.kind, a.severity, a.message,
-                                                         dumps(a.details), a.gate_id, a.person_id))
-        self._outbox(conn, a.id, "alarm", {"schema": ALARM_SCHEMA, **a.to_dict()})
+class EventTables(AlarmTables):
+    """The events, outbox and snapshots tables (and the alarms, from `AlarmTables`)."""
 
     def record_event(self, ev: EventRecord, *, alarms: Sequence[AlarmRecord] = (),
                      passage: bool = True) -> str:
-        """Write the event, its outbox row and its alarms (each with an outbox row) in one transaction.
+        """Write the event, its outbox row and its alarms (grouped, `edge.store.alarms`) in one transaction.
 
         A grant to a known person also records the passage and counts one use (unless `passage=False`).
         """
@@ -49,40 +43,6 @@ class EventTables(Database):
                              "VALUES (?, ?, ?, ?)", (ev.person_id, ts_text(ev.ts), ev.gate_id, ev.direction))
                 conn.execute("UPDATE persons SET uses = uses + 1 WHERE id = ?", (ev.person_id,))
         return ev.event_id
-
-    def record_alarm(self, alarm: AlarmRecord) -> str:
-        """Write the alarm and its outbox row in one transaction."""
-        with self._tx() as conn:
-            self._insert_alarm(conn, alarm)
-        return alarm.id
-
-    def acknowledge_alarm(self, alarm_id: str, by: str, at: datetime | None = None) -> bool:
-        with self._tx() as conn:
-            return conn.execute("UPDATE alarms SET acknowledged_by = ?, acknowledged_at = ? WHERE id = ? "
-                                "AND acknowledged_at IS NULL", (by, ts_text(now_utc(at)), alarm_id)).rowcount > 0
-
-    def alarms(self, since: datetime | None = None, kind: str | None = None, unacknowledged: bool = False,
-               limit: int = 100, offset: int = 0) -> list[AlarmRecord]:
-        """Alarms newest first."""
-        limit, offset = page_bounds(limit, offset)
-        where, params = ["1"], []
-        if since is not None:
-            where.append("ts >= ?")
-            params.append(ts_text(since))
-        if kind is not None:
-            where.append("kind = ?")
-            params.append(kind)
-        if unacknowledged:
-            where.append("acknowledged_at IS NULL")
-        rows = self._query(f"SELECT * FROM alarms WHERE {' AND '.join(where)} ORDER BY ts DESC, id DESC "
-                           "LIMIT ? OFFSET ?", [*params, limit, offset])
-        return self._parse(rows, alarm_from_row, "alarm")
-
-    def last_alarm_times(self, kind: str) -> dict[str, datetime]:
-        """When each person last raised an alarm of this kind (e.g. care-watch re-alarm throttling)."""
-        rows = self._query("SELECT person_id, max(ts) FROM alarms WHERE kind = ? AND person_id IS NOT NULL "
-                           "GROUP BY person_id", (kind,))
-        return {r[0]: parse_ts(r[1]) for r in rows}
 
     def pending_outbox(self, limit: int = 100, after: int = 0) -> list[OutboxRow]:
         """The oldest `limit` outbox rows with `seq` > `after`, oldest first."""

@@ -78,7 +78,31 @@ def _v1(conn: sqlite3.Connection) -> None:
         conn.execute(sql)
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1,)
+def _v2(conn: sqlite3.Connection) -> None:
+    """Alarm groups (edge.store.alarms): repeats of one source counted on one row (`count`, `last_seen`),
+    the source (`group_key`; NULL on older rows, which then start no group), and what the last outbox row
+    of the group carried (`published_count`, `published_at`)."""
+    statements = [
+        "ALTER TABLE alarms ADD COLUMN count INTEGER NOT NULL DEFAULT 1 CHECK (count >= 1)",
+        "ALTER TABLE alarms ADD COLUMN last_seen TEXT",
+        "ALTER TABLE alarms ADD COLUMN group_key TEXT",
+        "ALTER TABLE alarms ADD COLUMN published_count INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE alarms ADD COLUMN published_at TEXT",
+        "UPDATE alarms SET last_seen = ts, published_at = ts",
+        "CREATE INDEX alarms_last_seen ON alarms(last_seen)",
+        "CREATE INDEX alarms_open_group ON alarms(group_key, last_seen) WHERE acknowledged_at IS NULL",
+        "CREATE INDEX alarms_unpublished ON alarms(published_at) WHERE count > published_count",
+    ]
+    for sql in statements:
+        conn.execute(sql)
+
+
+def _v3(conn: sqlite3.Connection) -> None:
+    """A person's card number (what the gate sends to an access panel, drivers.panel; NULL: no card)."""
+    conn.execute("ALTER TABLE persons ADD COLUMN card INTEGER CHECK (card IS NULL OR card BETWEEN 0 AND 4294967295)")
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1, _v2, _v3)
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

@@ -58,4 +58,5 @@ def alarm_from_row(row: sqlite3.Row) -> AlarmRecord:
         id=row["id"], ts=parse_ts(row["ts"]), kind=row["kind"], severity=row["severity"],
         message=row["message"], details=json.loads(row["details"]), gate_id=row["gate_id"],
         person_id=row["person_id"], acknowledged_by=row["acknowledged_by"],
-        acknowledged_at=parse_ts(row["acknowledged_at"]) if row["acknowledged_at"] else None)
+        acknowledged_at=parse_ts(row["acknowledged_at"]) if row["acknowledged_at"] else None,
+        count=row["count"], last_seen=parse_ts(row["last_seen"]) if row["last_seen"] else None)

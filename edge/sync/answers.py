@@ -53,7 +53,9 @@ class Answers:
     def reject(self, kind: str, version: int | None, digest: str | None, code: str, message: str, topic: str,
                 need_snapshot: bool = False) -> JsonDict | None:
         """The nack of a refused push (None: a nack of unsigned junk held back by the throttle), with a
-        `whitelist_rejected` alarm at most once a minute per code."""
+        `whitelist_rejected` alarm written at most once a minute per code (a store write per junk push
+        would let a flood load the disk), counting the rejections held back since; the store groups
+        them by topic and code into one alarm (edge.store.alarms)."""
         held = self._alarms.hit(code)
         if held is None:
             log.debug("whitelist %s push rejected again: %s", kind, code)
@@ -64,6 +66,7 @@ class Answers:
                 self.store.record_alarm(AlarmRecord(
                     ts=self.clock(), kind=ALARM_KIND, severity=SEVERITY.get(code, "warning"),
                     message=f"whitelist push rejected ({code}): {message}"[:1000], gate_id=self.gate_id,
+                    count=held + 1,  # the store adds them to the alarm's group: its count is every rejection
                     details={"code": code, "kind": kind, "version": version, "topic": topic,
                              "push_digest": digest, "rejected_since_last": held + 1}))
             except (StoreError, ValueError) as exc:

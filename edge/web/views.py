@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime, tzinfo
 from typing import Any
 
-from edge.records import parse_ts
+from edge.records import alarm_group_key, parse_ts
 from edge.web.i18n import Translator
 
 PARTS = ("camera", "thermal", "relay", "mqtt")
@@ -61,14 +61,27 @@ def event_view(ev: Mapping[str, Any], name: str | None, t: Translator, tz: tzinf
 
 
 def alarm_view(a: Mapping[str, Any], t: Translator, tz: tzinfo) -> dict[str, Any]:
+    """An alarm (a group of repeats: `repeats` says "x37, last at ...") as the page shows it; `group` is
+    its source, so the live page counts a repeat on the open row of the same source."""
     by = a.get("acknowledged_by")
+    count = a.get("count")
+    count = count if isinstance(count, int) and not isinstance(count, bool) and count > 1 else 1
+    details = a.get("details")
     return {
         "id": a.get("id"), "kind": a.get("kind"), "kind_text": t.alarm(str(a.get("kind"))),
         "severity": a.get("severity"), "message": a.get("message"), "time": local_time(a.get("ts"), tz),
         "person_id": a.get("person_id"), "acknowledged_by": by,
         "acknowledged": t("alarms.acked_by", guard=by, at=local_time(a.get("acknowledged_at"), tz)) if by else None,
-        "info": a.get("severity") == "info",
+        "info": a.get("severity") == "info", "count": count,
+        "repeats": t("alarms.repeats", count=count, at=local_time(a.get("last_seen") or a.get("ts"), tz))
+        if count > 1 else None,
+        "group": alarm_group_key(str(a.get("kind")), _text_or_none(a.get("gate_id")), _text_or_none(a.get("person_id")),
+                                 details if isinstance(details, Mapping) else {}),
     }
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def health_view(h: Mapping[str, Any], has_sync: bool, sync_ok: bool | None, t: Translator) -> dict[str, Any]:

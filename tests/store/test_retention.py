@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from edge.config.gate import StoreSection
-from edge.store import EventRecord, Passage, PersonRecord, Store
+from edge.store import AlarmRecord, EventRecord, Passage, PersonRecord, Store
 from edge.store.retention import purge_expired
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -52,3 +52,16 @@ def test_delivered_events_and_old_crops_go_undelivered_events_stay(tmp_path: Pat
         done = purge_expired(store, StoreSection(retention_days=30), now=NOW)
         kept = [e.event_id for e in store.events(limit=10)]
     assert done.events == 1 and kept == [pending.event_id]
+
+
+def test_alarms_go_by_age_and_beyond_the_row_ceiling(tmp_path: Path) -> None:
+    with _store(tmp_path) as store:
+        for i in range(5):  # each its own source
+            store.record_alarm(AlarmRecord(ts=NOW - timedelta(days=100 - i), kind="door_held", severity="warning",
+                                           message="held", person_id=f"R{i}"))
+        recent = [store.record_alarm(AlarmRecord(ts=NOW - timedelta(hours=i), kind="door_held", severity="warning",
+                                                 message="held", person_id=f"N{i}")) for i in range(150)]
+        done = purge_expired(store, StoreSection(alarm_retention_days=90, alarm_max_rows=100), now=NOW)
+        left = {a.id for a in store.alarms(limit=1000)}
+    assert done.alarms == 5 + 50  # five too old, then the fifty oldest beyond the ceiling
+    assert left == set(recent[:100])

@@ -89,7 +89,34 @@
     return document.body.dataset.ackLabel || "OK";
   }
 
+  // A repeat of an open alarm (same source) is counted on its row, as the store counts it: no new row,
+  // no new beep (the banner keeps beeping while anything is unacknowledged).
+  function openRowOf(group) {
+    if (!group) return null;
+    const rows = document.querySelectorAll("#alarm-list tr.alarm.open");
+    for (let i = 0; i < rows.length; i++) { if (rows[i].dataset.group === group) return rows[i]; }
+    return null;
+  }
+
+  function countRepeat(tr, a) {
+    const count = parseInt(tr.dataset.count || "1", 10) + (a.count || 1);
+    tr.dataset.count = String(count);
+    const table = document.getElementById("alarm-list");
+    const template = (table && table.dataset.repeats) || "×{count}";
+    let span = tr.querySelector(".repeats");
+    if (!span) {
+      span = el("span", "repeats");
+      tr.querySelector("td.time").append(" ", span);
+    }
+    span.textContent = template.replace("{count}", String(count)).replace("{at}", a.time);
+    const message = tr.querySelector("td.message");
+    if (message) message.textContent = a.message;
+    tr.parentNode.prepend(tr);  // the most recently seen first, as the page lists them
+  }
+
   function showAlarm(a) {
+    const same = openRowOf(a.group);
+    if (same) { countRepeat(same, a); return; }
     unacked += 1;
     updateBanner();
     beep();
@@ -99,6 +126,8 @@
     if (empty) empty.remove();
     const tr = el("tr", "alarm open sev-" + a.severity);
     tr.dataset.id = a.id;
+    tr.dataset.group = a.group || "";
+    tr.dataset.count = String(a.count || 1);
     const action = el("td", "action");
     if (document.body.dataset.mayAck === "1") {  // viewers see alarms, operators silence them
       const button = el("button", "ack", ackLabel());
@@ -106,7 +135,9 @@
       button.dataset.id = a.id;
       action.append(button);
     }
-    tr.append(el("td", "time", a.time), el("td", "kind", a.kind_text), el("td", "message", a.message), action);
+    const time = el("td", "time", a.time);
+    if (a.repeats) time.append(" ", el("span", "repeats", a.repeats));
+    tr.append(time, el("td", "kind", a.kind_text), el("td", "message", a.message), action);
     list.prepend(tr);
   }
 
@@ -154,6 +185,8 @@
     if (!button) return;
     button.disabled = true;
     post("/api/alarms/" + encodeURIComponent(button.dataset.id) + "/ack").then(function (r) {
+      // 404: a live row whose alarm the store counted on a group this page does not show: reload the list
+      if (r.status === 404) { window.location.reload(); return null; }
       if (!r.ok) { button.disabled = false; return null; }
       return r.json();
     }).then(function (res) {
