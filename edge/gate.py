@@ -97,6 +97,7 @@ class Gate:
 
     # -- sync with the community server ---------------------------------------------------------------
     def _make_sync(self) -> MqttSync:
+        from edge.sync.ha_bridge import make_bridge
         from edge.sync.identity import load_identity
         from edge.sync.mqtt import MqttSync
         from edge.sync.snapshot_ask import SnapshotAsk
@@ -116,7 +117,9 @@ class Gate:
         sync = MqttSync(mqtt, self.store, gate_id=self.cfg.gate.id, community=self.cfg.gate.community,
                         state=self.health_snapshot, whitelist=applier, on_peer_event=self.peers.on_event,
                         password=mqtt.password(), key=identity.key, members=applier.members,
-                        alarm=self._sync_alarm, on_hub_state=self._hub_state, on_passages=self.peers.on_backfill)
+                        alarm=self._sync_alarm, on_hub_state=self._hub_state, on_passages=self.peers.on_backfill,
+                        ha=make_bridge(self.cfg, manual_open=self.manual_open, alarm=self._sync_alarm,
+                                       subscribe=self.subscribe))
         return sync
 
     def _hub_state(self, state: HubState | None) -> None:

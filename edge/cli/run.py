@@ -26,13 +26,14 @@ def _print_outcome(outcome: object) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from edge.config.mqtt import SecretError
     from edge.gate import Gate
     from edge.sync.identity import GateKeyError
 
     cfg = load(args)
     try:
         gate = Gate(cfg, on_outcome=_print_outcome if not args.quiet else None)
-    except GateKeyError as exc:
+    except (GateKeyError, SecretError) as exc:  # the gate's key, the broker password, the HA button secret
         print(f"gate run: {exc}", file=sys.stderr)
         return 2
     return gate.run(seconds=args.seconds)

@@ -12,6 +12,7 @@ from drivers.relay import LcusConfig, RelayConfig
 from drivers.thermal import GyMcu90614Config, ThermalConfig
 from edge.config.base import Section
 from edge.config.camera import CameraConfig
+from edge.config.homeassistant import HomeAssistantConfig
 from edge.config.lane import LaneConfig
 from edge.config.mqtt import MqttConfig
 from edge.config.policy import PolicyConfig
@@ -75,6 +76,8 @@ class GateConfig(Section):
     store: StoreSection = Field(default_factory=StoreSection, description="The local SQLite store.")
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="Sync with the community server's MQTT "
                              "broker: events out, signed whitelist pushes in.")
+    homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig, description="Home "
+                                               "Assistant MQTT discovery and its manual-open button.")
     relay: RelayConfig = Field(default_factory=lambda: LcusConfig(port="/dev/gate-relay"),
                                description="The relay wired to the turnstile; `type` picks the driver.")
     web: WebConfig = Field(default_factory=WebConfig, description="The guards' status web page.")

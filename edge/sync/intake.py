@@ -1,5 +1,6 @@
 """The intake of what the broker sends the gate: whitelist pushes, the `whitelist/current` pointer and
-the passage events of the community's other gates. The network thread only sorts each message into a
+the passage events of the community's other gates (and the Home Assistant bridge's topics, handed to
+their `routes`). The network thread only sorts each message into a
 bounded queue (`offer`); a second thread (`mqtt-intake`) hands it to the whitelist applier or checks it
 as a peer event, so a long whitelist transaction never stalls the connection.
 
@@ -17,7 +18,7 @@ import json
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -56,7 +57,7 @@ class WhitelistHandler(Protocol):
 
 @dataclass
 class _Item:
-    kind: str  # push, current, peer
+    kind: str  # push, current, peer, hub, passages, route
     topic: str
     payload: bytes
     retained: bool
@@ -74,8 +75,12 @@ class Intake:
                  members: MemberGates | None = None, alarm: AlarmSink | None = None,
                  max_clock_skew_s: float = 120.0, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  capacity: int = INTAKE_QUEUE, on_hub_state: Callable[[HubState | None], None] | None = None,
-                 hub_keys: list[Any] | None = None, on_passages: Callable[[Passages], None] | None = None) -> None:
+                 hub_keys: list[Any] | None = None, on_passages: Callable[[Passages], None] | None = None,
+                 routes: Mapping[str, Callable[[bytes], None]] | None = None) -> None:
+        """`routes`: more topics to subscribe to, each with the handler of its messages (intake thread;
+        the Home Assistant bridge's status and button topics)."""
         self.topics = topics
+        self._routes = dict(routes or {})
         self._stats = stats
         self._publish_ack = publish_ack
         self._whitelist = whitelist
@@ -118,6 +123,7 @@ class Intake:
             first.append((self.topics.hub_state, 1))
         if self._on_passages is not None:
             first.append((self.topics.passages, 1))
+        first.extend((topic, 1) for topic in self._routes)
         packets = [first] if first else []
         if self._whitelist is not None:
             packets.append([(self.topics.whitelist_current, 1)])
@@ -128,7 +134,9 @@ class Intake:
     def offer(self, msg: mqtt.MQTTMessage) -> None:
         """Queue a message from the broker (never blocks; see the module doc for a full queue)."""
         topic = msg.topic
-        if topic == self.topics.whitelist_current:
+        if topic in self._routes:
+            kind = "route"
+        elif topic == self.topics.whitelist_current:
             kind = "current"
         elif topic == self.topics.hub_state:
             kind = "hub"
@@ -140,7 +148,7 @@ class Intake:
             kind = "peer"
         else:
             return
-        if not msg.payload and kind not in ("peer", "hub"):  # a cleared retained message: nothing to handle
+        if not msg.payload and kind not in ("peer", "hub", "route"):  # a cleared retained message: nothing to do
             return
         item = _Item(kind, topic, bytes(msg.payload), bool(msg.retain))
         with self._cond:
@@ -202,6 +210,8 @@ class Intake:
                     self.hub_state(item.payload)
                 elif item.kind == "passages":
                     self.passages(item.payload)
+                elif item.kind == "route":
+                    self._routes[item.topic](item.payload)
                 else:
                     assert self._whitelist is not None
                     self._stats.count("pushes")

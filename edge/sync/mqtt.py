@@ -27,6 +27,7 @@ from edge.protocol.topics import Topics
 from edge.records import ts_text
 from edge.store import OutboxRow, Store, StoreError
 from edge.sync.backfill import Backfill
+from edge.sync.ha_bridge import HaBridge
 from edge.sync.identity import seal
 from edge.sync.intake import AlarmSink, Intake, WhitelistHandler
 from edge.sync.link import Link
@@ -51,9 +52,10 @@ class MqttSync:
                  on_peer_event: Callable[[JsonDict], None] | None = None, password: str | None = None,
                  key: SigningKey | None = None, members: MemberGates | None = None,
                  alarm: AlarmSink | None = None, on_hub_state: Callable[[Any], None] | None = None,
-                 on_passages: Callable[[Any], None] | None = None) -> None:
+                 on_passages: Callable[[Any], None] | None = None, ha: HaBridge | None = None) -> None:
         """`key`: the gate's own key, which signs everything it publishes (edge.sync.identity); without
-        one a key made for this process only is used (its peers will not know it: tools and tests)."""
+        one a key made for this process only is used (its peers will not know it: tools and tests).
+        `ha`: the Home Assistant bridge (edge.sync.ha_bridge), published on each connect."""
         self.cfg = cfg
         if key is None:
             log.warning("no gate key given: signing with a key made for this run only")
@@ -70,14 +72,18 @@ class MqttSync:
                              on_peer_event=on_peer_event, members=members, alarm=alarm,
                              max_clock_skew_s=cfg.max_clock_skew_s, on_hub_state=on_hub_state,
                              hub_keys=cfg.trusted_keys(),
-                             on_passages=self._passages if on_passages is not None else None)
+                             on_passages=self._passages if on_passages is not None else None,
+                             routes=ha.routes() if ha is not None else None)
         self._on_passages = on_passages
         self.backfill = (Backfill(key, gate_id, cfg.backfill_hours)
                          if on_passages is not None and cfg.backfill_hours > 0 else None)
         self.link = Link(cfg, self.topics, self.stats, self._stop, outbox=self.outbox, intake=self.intake,
                          state_payload=self._state_payload,
                          password=password if password is not None else cfg.password(),
-                         on_link=self.backfill.on_link if self.backfill is not None else None)
+                         on_link=self._on_link if self.backfill is not None or ha is not None else None)
+        self.ha = ha
+        if ha is not None:
+            ha.attach(self.link.publish, lambda: self.connected)
         self._state_warned = False
         self._unwatch: Callable[[], None] | None = None
         self._started = False
@@ -119,6 +125,12 @@ class MqttSync:
         document again (its whitelist part has changed)."""
         self.link.publish(self.topics.whitelist_ack, seal(self.key, ack), 1, True)
         self.link.refresh_state()
+
+    def _on_link(self, up: bool) -> str | None:
+        """The link came up or went down (network thread): Home Assistant's configs, the backfill request."""
+        if self.ha is not None:
+            self.ha.on_link(up)
+        return self.backfill.on_link(up) if self.backfill is not None else None
 
     def _passages(self, answer: Passages) -> None:
         """The hub's backfill (intake thread): to the gate, then the next request if there is more."""
