@@ -27,6 +27,7 @@ DIRECTIONS: tuple[str, ...] = ("in", "out")
 DAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 PERSON_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")  # same rule as the whitelist messages
 MAX_CARE_WATCH_HOURS = 24 * 14
+MAX_CARD = 2**32 - 1  # a card number: up to 32 bits (Wiegand 34-bit carries 32; 26-bit carries 16)
 JsonDict = dict[str, Any]
 
 
@@ -182,6 +183,7 @@ class PersonRecord:
     care_watch_hours: float | None = None
     unit: str | None = None
     updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    card: int | None = None  # the credential number sent to an access panel (drivers.panel); None: no card
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not PERSON_ID.match(self.id):
@@ -217,6 +219,9 @@ class PersonRecord:
         if self.unit is not None and (not isinstance(self.unit, str) or len(self.unit) > 64):
             raise ValueError(f"person {self.id}: unit must be text of at most 64 characters")
         _set(self, "updated_at", _opt_time(self.updated_at, "updated_at"))
+        if self.card is not None and (isinstance(self.card, bool) or not isinstance(self.card, int)
+                                      or not 0 <= self.card <= MAX_CARD):
+            raise ValueError(f"person {self.id}: card must be a whole number in [0, {MAX_CARD}], not {self.card!r}")
 
     @staticmethod
     def from_dict(data: Mapping[str, Any]) -> PersonRecord:
@@ -248,7 +253,7 @@ class PersonRecord:
             "directions": list(self.directions),
             "schedule": self.schedule.to_json() if self.schedule else None,
             "care_watch_hours": self.care_watch_hours, "unit": self.unit,
-            "updated_at": ts_text(self.updated_at),
+            "updated_at": ts_text(self.updated_at), "card": self.card,
         }
 
 

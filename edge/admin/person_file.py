@@ -116,7 +116,7 @@ def _check_as_the_gate_does(out: dict[str, Any]) -> None:
     schedule = None if e.schedule is None else WeeklySchedule.from_json({str(d): w for d, w in e.schedule.items()})
     PersonRecord(id=e.id, name=e.name, kind=e.kind, status=e.status, valid_from=e.valid_from,
                  valid_until=e.valid_until, max_uses=e.max_uses, allowed_gates=tuple(e.allowed_gates),
-                 directions=tuple(e.directions), unit=e.unit, care_watch_hours=e.care_watch_hours,
+                 directions=tuple(e.directions), unit=e.unit, care_watch_hours=e.care_watch_hours, card=e.card,
                  schedule=schedule)
 
 
@@ -145,9 +145,9 @@ def _entry(raw: dict[str, Any], base: Path, default_model: str | None) -> dict[s
 
 def _csv_value(name: str, text: str) -> Any:
     """A CSV cell (not empty) as the field's value."""
-    if name == "max_uses":
+    if name in ("max_uses", "card"):
         if not re.fullmatch(r"[+-]?\d+", text):
-            raise ValueError(f"max_uses {text!r} is not a whole number")
+            raise ValueError(f"{name} {text!r} is not a whole number")
         return int(text)
     if name == "care_watch_hours":
         try:

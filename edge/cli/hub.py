@@ -177,11 +177,21 @@ def _embed_photo(path: Path) -> dict[str, Any]:
 
 def _fields(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name in ("name", "kind", "status", "unit", "valid_from", "valid_until", "max_uses", "care_watch_hours"):
+    for name in ("name", "kind", "status", "unit", "valid_from", "valid_until", "max_uses", "care_watch_hours",
+                 "card"):
         value = getattr(args, name, None)
         if value is not None:
             out[name] = value
+    if getattr(args, "no_card", False):
+        out["card"] = None
     return out
+
+
+def _card(text: str) -> int:
+    """A `--card` value: a whole number in the protocol's range (argparse prints the one-line error)."""
+    if not text.isdigit() or int(text) > 4294967295:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a card number (a whole number 0..4294967295)")
+    return int(text)
 
 
 def cmd_person_add(args: argparse.Namespace) -> int:
@@ -404,6 +414,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         p.add_argument("--valid-until", dest="valid_until", help="ISO-8601 with offset")
         p.add_argument("--max-uses", dest="max_uses", type=int)
         p.add_argument("--care-watch-hours", dest="care_watch_hours", type=float)
+        p.add_argument("--card", type=_card, help="card number sent to an access panel on a grant (0..4294967295)")
 
     add = cmd(person, "add", cmd_person_add, "add or replace a person (templates from --photo)")
     add.add_argument("--id", required=True)
@@ -417,6 +428,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         p.add_argument("id")
         if name == "update":
             fields(p, False)
+            p.add_argument("--no-card", dest="no_card", action="store_true", help="remove the person's card")
     rm = cmd(person, "delete", cmd_person_delete, "delete persons and their templates")
     rm.add_argument("ids", nargs="+")
     imp = cmd(person, "import", cmd_person_import, "a CSV/JSON person file (docs/person-files.md)")

@@ -73,6 +73,8 @@ class PersonEntry(Strict):
     schedule: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], list[tuple[str, str]]] | None = Field(
         None, description="Weekly windows in the gate's local time, e.g. {\"mon\": [[\"07:00\", \"22:00\"]]}.")
     care_watch_hours: float | None = Field(None, gt=0, le=24 * 14)
+    card: int | None = Field(None, ge=0, le=4294967295, strict=True, description="Card number the gate sends "
+                             "to an access panel (Wiegand, OSDP) when it grants; absent: no card.")
     templates: Templates | None = None
     photo_jpeg: str | None = Field(None, description="Base64 JPEG of the face when no templates are given; the "
                                    "gate makes its own templates and discards the photo unless configured.")
@@ -86,7 +88,7 @@ class PersonEntry(Strict):
 
 
 PATCH_FIELDS = ("name", "kind", "status", "unit", "valid_from", "valid_until", "max_uses", "allowed_gates",
-                "directions", "schedule", "care_watch_hours")
+                "directions", "schedule", "care_watch_hours", "card")
 
 
 class PersonPatch(Strict):
@@ -105,6 +107,7 @@ class PersonPatch(Strict):
     directions: list[Literal["in", "out"]] | None = None
     schedule: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], list[tuple[str, str]]] | None = None
     care_watch_hours: float | None = Field(None, gt=0, le=24 * 14)
+    card: int | None = Field(None, ge=0, le=4294967295, strict=True, description="null: no card.")
 
     @model_validator(mode="after")
     def _something(self) -> PersonPatch:

@@ -39,7 +39,7 @@ def person_from_row(row: sqlite3.Row) -> PersonRecord:
         directions=_json_tuple(row["directions"]),
         schedule=WeeklySchedule.from_json(schedule) if schedule is not None else None,
         care_watch_hours=row["care_watch_hours"], unit=row["unit"],
-        updated_at=parse_ts(row["updated_at"]),
+        updated_at=parse_ts(row["updated_at"]), card=row["card"],
     )
 
 

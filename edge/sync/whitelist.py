@@ -346,7 +346,7 @@ class WhitelistApplier:
             return PersonRecord(
                 id=e.id, name=e.name, kind=e.kind, status=e.status, valid_from=e.valid_from,
                 valid_until=e.valid_until, max_uses=e.max_uses, allowed_gates=tuple(e.allowed_gates),
-                directions=tuple(e.directions), unit=e.unit, care_watch_hours=e.care_watch_hours,
+                directions=tuple(e.directions), unit=e.unit, care_watch_hours=e.care_watch_hours, card=e.card,
                 schedule=None if schedule is None else WeeklySchedule.from_json(schedule), updated_at=now)
         except ValueError as exc:
             raise _EntryError("invalid_entry", str(exc)) from exc
