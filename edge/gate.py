@@ -30,9 +30,9 @@ from edge.config import GateConfig
 from edge.enroll import store_path
 from edge.heap import release_free_heap
 from edge.lane import Lane, Outcome, Whitelist
+from edge.panel_link import attach_panel
 from edge.peer_passages import PeerPassages
 from edge.policy import manual_open_decision
-from edge.safety import LaneSafety
 from edge.store import AlarmRecord, EventRecord, Store
 from edge.store.retention import purge_expired
 from edge.store.writer import StoreWriter
@@ -73,7 +73,7 @@ class Gate:
         self.lane = Lane(cfg.lane, self.policy, cfg.temperature, self.engine,
                          Whitelist.load(self.store, self.engine.model_id), self.thermal, self.relay, self.writer,
                          self._outcome, gate_id=cfg.gate.id)
-        self.safety = LaneSafety.attach(self, self._publish)  # fire alarms, exit button, siren, hold-open
+        self.panel = attach_panel(cfg.panel, self.lane, self.relay, cfg.lane.relay_pulse_ms)  # panel mode
         self._reload_passages()
         release_free_heap()  # what loading the models and the whitelist freed goes back to the OS
         self.applier: WhitelistApplier | None = None
@@ -252,8 +252,7 @@ class Gate:
             writes=GuardWrites(self.writer),
             gate=GateActions(manual_open=self.manual_open, subscribe=self.subscribe, preview_jpeg=self.preview_jpeg,
                              health=self.health_snapshot, alive=self.alive, stopping=self.stop_event.is_set,
-                             record_alarm=self.record_alarm, relay_pulses=lambda: self.relay.stats.pulses,
-                             **self.safety.actions()),
+                             record_alarm=self.record_alarm, relay_pulses=lambda: self.relay.stats.pulses),
             cached_name=cached_name, mqtt_connected=(lambda: sync.connected) if sync is not None else None)
 
     # -- parts --------------------------------------------------------------------------------------
@@ -330,6 +329,7 @@ class Gate:
         log.info("gate %s (%s) starting: %d persons, %d templates", self.cfg.gate.id, self.cfg.gate.community,
                  len(self.lane.whitelist.persons), self.lane.whitelist.gallery.template_count)
         self._start_relay()
+        self.panel.start()
         if self.thermal is not None:
             self.thermal.start()
         self.camera.start()
@@ -357,6 +357,7 @@ class Gate:
         detail = "ok" if refused is None else f"{refused} ({self.writer.kept} writes kept in memory)"
         self._set_health("store", refused is None, detail, "store_fault")
         self._check_mqtt()
+        self.panel.supervise(self._set_health)
         now = time.monotonic()
         if not self._relay_started:
             relay = self._backoff("relay")
@@ -372,7 +373,7 @@ class Gate:
             elif rs.writes > writes:
                 self._set_health("relay", True, "ok", "relay_fault")
             self._relay_counts = (rs.writes, rs.write_failures)
-            for alarm in self.lane.on_relay_events(self.safety.check(self.relay.events())) + self.lane.expired_grants(
+            for alarm in self.lane.on_relay_events(self.relay.events()) + self.lane.expired_grants(
                     self.relay.input_state("pass") is not None) + self.lane.door_held():
                 log.warning("alarm %s: %s", alarm.kind, alarm.message)
                 self.record_alarm(alarm)
@@ -487,6 +488,7 @@ class Gate:
             self.relay.close()  # forces the relay off
         except (RelayError, OSError) as exc:
             log.error("relay close failed: %s", exc)
+        self.panel.close()
         if self.thermal is not None:
             self.thermal.close()
         if self.sync is not None:

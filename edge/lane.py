@@ -26,6 +26,7 @@ from edge.camera import Frame
 from edge.config.lane import LaneConfig
 from edge.config.policy import PolicyConfig
 from edge.config.temperature import TemperatureConfig
+from edge.panel_link import GrantHook
 from edge.policy import Decision, Identity, TemperatureInput, decide
 from edge.store import AlarmRecord, EventRecord, Passage, PersonRecord, Store
 from edge.store.writer import StoreWriter
@@ -87,6 +88,7 @@ class Lane:
                  on_outcome: Callable[[Outcome], None] | None = None, *, gate_id: str) -> None:
         self.cfg, self.policy, self.temp_cfg, self.gate_id = cfg, policy, temperature, gate_id
         self.engine, self.thermal, self.relay, self.writer = engine, thermal, relay, writer
+        self.panel: GrantHook | None = None  # panel mode (edge.panel_link): the panel gets the grant, not the relay
         self.whitelist = whitelist
         self.on_outcome = on_outcome
         self.tracker = Tracker(votes_window=cfg.votes_n)
@@ -270,7 +272,9 @@ class Lane:
         alarms = [AlarmRecord(ts=now, kind=a.kind, severity=a.severity, message=a.message, details=a.params,
                               gate_id=self.gate_id, person_id=identity.person_id) for a in decision.alarms]
         latency_ms = None
-        if decision.outcome == "grant" and self.relay is not None:
+        if decision.outcome == "grant" and self.panel is not None:
+            self.panel.on_grant(person)
+        elif decision.outcome == "grant" and self.relay is not None:
             try:
                 self.relay.pulse(self.cfg.relay_pulse_ms)
             except RelayError as exc:

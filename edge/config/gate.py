@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import Field
 
+from drivers.panel import PanelConfig
+from drivers.panel.none import NoPanelConfig
 from drivers.relay import LcusConfig, RelayConfig
 from drivers.thermal import GyMcu90614Config, ThermalConfig
 from edge.config.base import Section
@@ -80,6 +82,8 @@ class GateConfig(Section):
                                                "Assistant MQTT discovery and its manual-open button.")
     relay: RelayConfig = Field(default_factory=lambda: LcusConfig(port="/dev/gate-relay"),
                                description="The relay wired to the turnstile; `type` picks the driver.")
+    panel: PanelConfig = Field(default_factory=NoPanelConfig, description="An access panel the gate feeds as "
+                               "a reader (Wiegand, OSDP); `type` picks the output, \"none\": the relay opens.")
     web: WebConfig = Field(default_factory=WebConfig, description="The guards' status web page.")
     supervisor: SupervisorSection = Field(default_factory=SupervisorSection, description="Restarts of failed "
                                           "parts and the alarms of a lost broker link.")
