@@ -33,6 +33,7 @@ from edge.lane import Lane, Outcome, Whitelist
 from edge.panel_link import attach_panel
 from edge.peer_passages import PeerPassages
 from edge.policy import manual_open_decision
+from edge.safety import LaneSafety
 from edge.store import AlarmRecord, EventRecord, Store
 from edge.store.retention import purge_expired
 from edge.store.writer import StoreWriter
@@ -74,6 +75,7 @@ class Gate:
                          Whitelist.load(self.store, self.engine.model_id), self.thermal, self.relay, self.writer,
                          self._outcome, gate_id=cfg.gate.id)
         self.panel = attach_panel(cfg.panel, self.lane, self.relay, cfg.lane.relay_pulse_ms)  # panel mode
+        self.safety = LaneSafety.attach(self, self._publish)  # fire alarms, exit button, siren, hold-open
         self._reload_passages()
         release_free_heap()  # what loading the models and the whitelist freed goes back to the OS
         self.applier: WhitelistApplier | None = None
@@ -252,7 +254,8 @@ class Gate:
             writes=GuardWrites(self.writer),
             gate=GateActions(manual_open=self.manual_open, subscribe=self.subscribe, preview_jpeg=self.preview_jpeg,
                              health=self.health_snapshot, alive=self.alive, stopping=self.stop_event.is_set,
-                             record_alarm=self.record_alarm, relay_pulses=lambda: self.relay.stats.pulses),
+                             record_alarm=self.record_alarm, relay_pulses=lambda: self.relay.stats.pulses,
+                             **self.safety.actions()),
             cached_name=cached_name, mqtt_connected=(lambda: sync.connected) if sync is not None else None)
 
     # -- parts --------------------------------------------------------------------------------------
@@ -329,7 +332,6 @@ class Gate:
         log.info("gate %s (%s) starting: %d persons, %d templates", self.cfg.gate.id, self.cfg.gate.community,
                  len(self.lane.whitelist.persons), self.lane.whitelist.gallery.template_count)
         self._start_relay()
-        self.panel.start()
         if self.thermal is not None:
             self.thermal.start()
         self.camera.start()
@@ -373,7 +375,7 @@ class Gate:
             elif rs.writes > writes:
                 self._set_health("relay", True, "ok", "relay_fault")
             self._relay_counts = (rs.writes, rs.write_failures)
-            for alarm in self.lane.on_relay_events(self.relay.events()) + self.lane.expired_grants(
+            for alarm in self.lane.on_relay_events(self.safety.check(self.relay.events())) + self.lane.expired_grants(
                     self.relay.input_state("pass") is not None) + self.lane.door_held():
                 log.warning("alarm %s: %s", alarm.kind, alarm.message)
                 self.record_alarm(alarm)

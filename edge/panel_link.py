@@ -6,7 +6,8 @@ person's card; the gate's own relay is pulsed as well only with `drive_relay`. W
 opens with its own relay, "deny" opens nothing (the event still records the face's grant; the
 `panel_offline` alarm says why the turnstile stayed shut). The panel's commands come back through
 `on_command`: an output turned on (OSDP osdp_OUT) pulses the relay when `obey_output`; LED and buzzer
-are kept for the gate's health (`snapshot`). A driver that cannot start is retried every `RETRY_S`.
+are kept for the gate's health (`snapshot`). The supervisor's first pass starts the driver (`supervise`;
+a second after the gate starts), and one that cannot start is retried every `RETRY_S`.
 """
 
 from __future__ import annotations

@@ -152,6 +152,7 @@ class ModbusSim(RelaySim):
         self.forced_inputs = [False] * inputs
         self.pass_input, self.door_input = pass_input, door_input
         self.fire_input, self.exit_input = fire_input, exit_input
+        self.turnstile_coil = 0  # only this coil turns the turnstile (coil 1 is the siren)
         self.fire_closed = True  # the NC fire contact: closed while there is no fire
         self.input_registers = [EOL_NORMAL, 0, 0, 0]
         self.fire_changes: list[tuple[float, bool]] = []  # (time.monotonic(), fire active) of each change
@@ -299,7 +300,7 @@ class ModbusSim(RelaySim):
                 return frame[1:6]
             if self.coils[addr] != on:
                 self.changed(now, addr, on)
-                if on and self.scenario in ("normal", "tailgate", "unplug", "garbage"):
+                if on and addr == self.turnstile_coil and self.scenario in ("normal", "tailgate", "unplug", "garbage"):
                     self.trigger_pass(self.timing.pass_delay_s)
             self.coils[addr] = on
             return frame[1:6]

@@ -1,10 +1,16 @@
-"""The `[lane]` section: tracking, the k-of-n vote, the region, the relay pulse and door alarms."""
+"""The `[lane]` section: tracking, the k-of-n vote, the region, the relay pulse, door alarms, the siren and
+hold-open (the fire input and the fail mode are the relay's: `[relay]`)."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Any
+
+from pydantic import Field, field_validator
 
 from edge.config.base import Section
+from edge.records import WeeklySchedule
+
+SIREN_ALWAYS = ("fire_release", "fire_line_fault")  # these sound the siren whatever siren_alarms says
 
 
 class LaneConfig(Section):
@@ -26,3 +32,23 @@ class LaneConfig(Section):
                                     "grant in the last pass_timeout_s (relays with a door input only).")
     door_held_s: float = Field(30.0, ge=0, le=3600, description="Raise door_held when the door sensor stays "
                                "open longer than this; 0 turns it off (relays with a door input only).")
+    siren_alarms: tuple[str, ...] = Field(("fever", "door_forced"), description="Alarm kinds that sound the "
+                                          "siren output (boards with one); fire_release and fire_line_fault "
+                                          "always do. E.g. add \"stranger\" or \"passage_without_grant\".")
+    siren_s: float = Field(30.0, gt=0, le=3600, description="How long one alarm sounds the siren (a repeat "
+                           "extends it; the relay's siren_max_s caps it).")
+    hold_open_max_minutes: int = Field(240, ge=1, le=1440, description="Longest hold-open a guard may ask for "
+                                       "on the page.")
+    hold_open_schedule: dict[str, list[tuple[str, str]]] = Field(
+        default_factory=dict, description="Normally-open windows in the gate's local time, as a person's "
+        "schedule: e.g. {mon = [[\"07:00\", \"09:00\"]], tue = [[\"07:00\", \"09:00\"]]}; empty: none.")
+
+    @field_validator("hold_open_schedule")
+    @classmethod
+    def _schedule(cls, v: dict[str, list[tuple[str, str]]]) -> dict[str, list[tuple[str, str]]]:
+        WeeklySchedule.from_json(v)  # ValueError: the day or time that is wrong
+        return v
+
+    def open_schedule(self) -> WeeklySchedule | None:
+        data: dict[str, Any] = dict(self.hold_open_schedule)
+        return WeeklySchedule.from_json(data) if data else None

@@ -27,7 +27,7 @@ LEVEL = r"^[A-Za-z0-9_.-]{1,64}$"
 ReasonCode = Literal["ok", "unknown_face", "not_enrolled", "invalid_input", "spoof_suspected", "liveness_unavailable",
                      "suspended", "blocked", "not_yet_valid", "expired", "uses_exhausted", "gate_not_allowed",
                      "direction_not_allowed", "outside_schedule", "anti_passback", "sensor_fault",
-                     "stale_temperature", "fever", "fever_unconfirmed", "manual_open"]
+                     "stale_temperature", "fever", "fever_unconfirmed", "manual_open", "exit_button"]
 Severity = Literal["info", "warning", "high", "critical"]
 
 

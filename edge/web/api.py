@@ -22,7 +22,7 @@ from edge.store.errors import StoreError
 from edge.time_input import TimeInputError, optional_time
 from edge.web.app import WebState, require_session, web_state
 from edge.web.auth import Session, same_token
-from edge.web.views import alarm_view, event_view, health_view
+from edge.web.views import alarm_view, event_view, health_view, hold_view
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -46,6 +46,11 @@ CsrfGuard = Annotated[Session, Depends(csrf_session)]
 
 class OpenRequest(BaseModel):
     reason: str = Field(..., max_length=500, description="Why the guard opens the gate (required, audited).")
+
+
+class HoldRequest(BaseModel):
+    reason: str = Field(..., max_length=500, description="Why the guard holds the gate open (required, audited).")
+    minutes: int = Field(..., ge=1, le=1440, description="How long ([lane] hold_open_max_minutes at most).")
 
 
 class OpenResult(BaseModel):
@@ -100,7 +105,8 @@ def metrics(st: State) -> Response:
 @router.get("/api/status", summary="The gate's health snapshot and the MQTT state")
 def status(st: State, _s: Guard) -> dict[str, Any]:
     has_sync, sync_ok = st.sync_health()
-    return {**st.gate.health(), "mqtt": {"configured": has_sync, "connected": sync_ok}}
+    io = st.gate.lane_io() if st.gate.lane_io is not None else None
+    return {**st.gate.health(), "mqtt": {"configured": has_sync, "connected": sync_ok}, "lane_io": io}
 
 
 @router.get("/api/events", summary="Recorded decisions, newest first",
@@ -183,6 +189,37 @@ def manual_open(st: State, s: CsrfGuard, body: OpenRequest) -> OpenResult:
     return OpenResult(event_id=ev.event_id, pulses=st.gate.relay_pulses())
 
 
+def _operator(st: WebState, s: Session, action: str) -> None:
+    if s.role != "operator":
+        st.writes.audit(s.guard, f"{action}_refused", {"role": s.role})
+        raise HTTPException(403, "only operators may hold the gate open or release it")
+    if st.gate.hold_open is None or st.gate.release_hold is None:
+        raise HTTPException(404, "this gate has no hold-open")
+
+
+@router.post("/api/hold-open", summary="Hold the gate open for some minutes (operators; a reason is required)",
+             responses={400: {"description": "no reason, or too many minutes"}, 403: {"description": "not an "
+                        "operator"}})
+def hold_open(st: State, s: CsrfGuard, body: HoldRequest) -> dict[str, Any]:
+    _operator(st, s, "hold_open")
+    assert st.gate.hold_open is not None and st.gate.lane_io is not None
+    try:
+        st.gate.hold_open(s.guard, body.reason, body.minutes)  # audited by the gate
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from exc
+    return st.gate.lane_io()
+
+
+@router.post("/api/hold-open/release", summary="End a hold-open now (operators)",
+             responses={403: {"description": "not an operator"}, 404: {"description": "nothing was held open"}})
+def release_hold(st: State, s: CsrfGuard) -> dict[str, Any]:
+    _operator(st, s, "hold_open_release")
+    assert st.gate.release_hold is not None and st.gate.lane_io is not None
+    if not st.gate.release_hold(s.guard):
+        raise HTTPException(404, "the gate was not held open by a guard")
+    return st.gate.lane_io()
+
+
 @router.get("/api/persons", summary="The cached whitelist, searchable (no face templates)")
 def persons(st: State, _s: Guard, q: Annotated[str | None, Query(max_length=100)] = None,
             limit: Annotated[int, Query(ge=1, le=1000)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
@@ -198,8 +235,10 @@ def _sse(kind: str, data: object) -> str:
 def health_payload(st: WebState, request: Request) -> dict[str, Any]:
     """Health figures as text in the request's language, plus the unacknowledged alarm count."""
     has_sync, sync_ok = st.sync_health()
-    view = health_view(st.gate.health(), has_sync, sync_ok, st.translator(request))
+    t = st.translator(request)
+    view = health_view(st.gate.health(), has_sync, sync_ok, t)
     view["unacked"] = len(st.store.alarms(unacknowledged=True, limit=1000))
+    view["hold"] = hold_view(st.gate.lane_io() if st.gate.lane_io is not None else {}, t, st.tz)
     return view
 
 

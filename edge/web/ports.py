@@ -78,6 +78,9 @@ class GateActions:
     stopping: Callable[[], bool]  # the gate is shutting down
     record_alarm: Callable[[AlarmRecord], None]  # stored (kept on a full disk) and published
     relay_pulses: Callable[[], int]  # relay pulses since the gate started
+    hold_open: Callable[[str, str, int], object] | None = None  # (guard, reason, minutes); ValueError
+    release_hold: Callable[[str], bool] | None = None  # (guard): "release now"; False if none was held
+    lane_io: Callable[[], dict[str, object]] | None = None  # fire, siren, the hold-open (edge.safety)
 
 
 @dataclass(frozen=True)

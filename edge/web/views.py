@@ -117,3 +117,16 @@ def health_view(h: Mapping[str, Any], has_sync: bool, sync_ok: bool | None, t: T
                        persons=wl.get("persons", 0)),
         "fps": f"{cam.get('fps', 0)} / {cam.get('skipped_fps', 0)}",
     }
+
+
+def hold_view(io: Mapping[str, Any], t: Translator, tz: tzinfo) -> dict[str, Any]:
+    """The status page's banner for the lane's I/O (`edge.safety` snapshot): a fire, a guard's hold-open
+    (who, until when, why), the normally-open schedule; empty text when the gate is in normal operation."""
+    held = io.get("hold_open")
+    parts = [t("hold.fire")] if io.get("fire") else []
+    if isinstance(held, Mapping):
+        parts.append(t("hold.banner", guard=held.get("guard"), until=local_time(held.get("until"), tz),
+                       reason=held.get("reason")))
+    elif io.get("scheduled_open"):
+        parts.append(t("hold.scheduled"))
+    return {"text": " · ".join(parts), "fire": bool(io.get("fire")), "guard_hold": isinstance(held, Mapping)}

@@ -158,6 +158,19 @@
     set("fact-pulses", h.pulses);
     const relay = document.getElementById("fact-relay");
     if (relay) { relay.textContent = h.relay_state; relay.className = h.relay_on ? "on" : ""; }
+    if (h.hold) showHold(h.hold);
+  }
+
+  // -- hold-open banner: a fire, a guard's hold-open, the normally-open schedule -------------
+  function showHold(hold) {
+    const banner = document.getElementById("hold-banner");
+    if (!banner) return;
+    banner.hidden = !hold.text;
+    banner.className = "banner hold" + (hold.fire ? " fire" : "");
+    const text = document.getElementById("hold-banner-text");
+    if (text) text.textContent = hold.text;
+    const release = document.getElementById("hold-release");
+    if (release) release.hidden = !hold.guard_hold;
   }
 
   if (body.dataset.live === "1" && window.EventSource) {
@@ -216,6 +229,32 @@
           msg.textContent = form.dataset.failed + ": " + (x.res.detail || ""); msg.className = "message error";
         }
       });
+    });
+  }
+  const holdForm = document.getElementById("hold-form");
+  if (holdForm) {
+    holdForm.addEventListener("submit", function (e) {
+      e.preventDefault();
+      const input = document.getElementById("hold-reason");
+      const msg = document.getElementById("hold-message");
+      const reason = input.value.trim();
+      const minutes = parseInt(document.getElementById("hold-minutes").value, 10);
+      if (!reason) { msg.textContent = holdForm.dataset.needReason; msg.className = "message error"; return; }
+      post("/api/hold-open", { reason: reason, minutes: minutes }).then(function (r) {
+        return r.json().then(function (res) { return { ok: r.ok, res: res }; });
+      }).then(function (x) {
+        if (x.ok) {
+          msg.textContent = holdForm.dataset.done; msg.className = "message"; input.value = "";
+        } else {
+          msg.textContent = holdForm.dataset.failed + ": " + (x.res.detail || ""); msg.className = "message error";
+        }
+      });
+    });
+  }
+  const holdRelease = document.getElementById("hold-release");
+  if (holdRelease) {
+    holdRelease.addEventListener("click", function () {
+      post("/api/hold-open/release").then(function (r) { if (r.ok) holdRelease.hidden = true; });
     });
   }
   updateBanner();
