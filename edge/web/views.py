@@ -105,11 +105,14 @@ def health_view(h: Mapping[str, Any], has_sync: bool, sync_ok: bool | None, t: T
         parts["mqtt"] = {"ok": None, "text": t("health.unknown")}
     else:
         parts["mqtt"] = {"ok": sync_ok, "text": t("health.ok") if sync_ok else t("health.fault")}
-    for name in PARTS:
+    panel = (h.get("health") or {}).get("panel")
+    if panel is not None:  # panel mode: the access panel's link and what it shows on this reader (LED, buzzer)
+        parts["panel"] = {"ok": bool(panel.get("ok")), "text": str(panel.get("detail") or "")}
+    for name in parts:
         parts[name]["name"] = t(f"part.{name}")
     wl = h.get("whitelist") or {}
     return {
-        "parts": [parts[p] | {"key": p} for p in PARTS],
+        "parts": [parts[p] | {"key": p} for p in (*PARTS, "panel") if p in parts],
         "relay_state": t("status.relay_on") if relay.get("on") else t("status.relay_off"),
         "relay_on": bool(relay.get("on")), "pulses": relay.get("pulses", 0),
         "outbox": h.get("outbox_depth", 0),
