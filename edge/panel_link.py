@@ -5,9 +5,10 @@ person's card; the gate's own relay is pulsed as well only with `drive_relay`. W
 (an OSDP panel that stopped polling, Wiegand lines not held) the gate falls back per `fallback`: "relay"
 opens with its own relay, "deny" opens nothing (the event still records the face's grant; the
 `panel_offline` alarm says why the turnstile stayed shut). The panel's commands come back through
-`on_command`: an output turned on (OSDP osdp_OUT) pulses the relay when `obey_output`; LED and buzzer
-are kept for the gate's health (`snapshot`). The supervisor's first pass starts the driver (`supervise`;
-a second after the gate starts), and one that cannot start is retried every `RETRY_S`.
+`on_command`: an output turned on (OSDP osdp_OUT) pulses the relay when `obey_output`, the LED lit green
+when `obey_led_green`; LED and buzzer are kept for the gate's health (`snapshot`). The supervisor's first
+pass starts the driver (`supervise`; a second after the gate starts), and one that cannot start is retried
+every `RETRY_S`.
 """
 
 from __future__ import annotations
@@ -99,8 +100,10 @@ class PanelLink:
 
     def _on_command(self, cmd: PanelCommand) -> None:
         """On the driver's thread: an output the panel turns on opens the turnstile (when obeyed)."""
-        if cmd.kind == "output" and cmd.on and self.cfg.obey_output:
-            self._pulse(min(cmd.ms, 30_000) if cmd.ms > 0 else self.pulse_ms)
+        granted = (cmd.kind == "output" and self.cfg.obey_output) or \
+            (cmd.kind == "led" and cmd.colour == "green" and self.cfg.obey_led_green)
+        if granted and cmd.on:
+            self._pulse(min(cmd.ms, 30_000) if cmd.kind == "output" and cmd.ms > 0 else self.pulse_ms)
 
     def health(self) -> tuple[bool, str]:
         """(ok, detail) for the supervisor's `panel_offline` alarm; retries a driver that did not start."""

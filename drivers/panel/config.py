@@ -22,3 +22,5 @@ class PanelConfigBase(DriverConfig):
                                                "opens with the gate's own relay, \"deny\" opens nothing.")
     obey_output: bool = Field(True, description="Pulse the gate's relay when the panel turns a reader "
                               "output on (OSDP osdp_OUT), where the protocol gives one.")
+    obey_led_green: bool = Field(False, description="Pulse the gate's relay when the panel lights the "
+                                 "reader's LED green (OSDP osdp_LED: panels that answer a grant only so).")

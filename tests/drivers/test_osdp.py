@@ -10,6 +10,7 @@ gate watches is checked against known values."""
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -173,6 +174,49 @@ def test_a_panel_that_stops_polling_is_offline_and_the_gate_falls_back(bus: Bus,
     link.cfg = cfg.model_copy(update={"fallback": "deny"})
     link.on_grant(PersonRecord(id="R1", name="Li", card=777))
     assert link.fallbacks == 2 and not wait_until_or_none(lambda: relay.stats.pulses > pulses + 1, 1.0)
+
+
+def test_a_panel_that_grants_with_a_green_led_opens_when_configured(bus: Bus, cleanup: list[Any]) -> None:
+    sim = LcusSim()
+    sim.start()
+    cleanup.append(sim)
+    relay = LcusRelay(LcusConfig(port=sim.path))
+    relay.start()
+    cleanup.append(relay)
+    cfg = OsdpConfig(port=bus.path, obey_led_green=True, obey_output=False)
+    link = PanelLink(cfg, OsdpPanel(cfg), relay, 200)
+    link.start()
+    cleanup.append(link)
+    cp = bus.connect()
+    wait_until(lambda: link.health()[0] and cp.is_online(bus.cid, 1), what="the panel online")
+
+    def led(colour: LedColor) -> ReaderLedControls:
+        return ReaderLedControls([ReaderLedControl(0, 0, TemporaryReaderControlCode.SetTemporaryAndStartTimer, 5, 5,
+                                                   colour, LedColor.Black, 30, PermanentReaderControlCode.Nop, 0,
+                                                   0, LedColor.Black, LedColor.Black)])
+
+    wait_until(lambda: acked(lambda: cp.reader_led_control(bus.cid, 1, led(LedColor.Red))), what="red LED ack")
+    out = OutputControl(0, OutputControlCode.PermanentStateOnAbortTimedOperation, 0)
+    wait_until(lambda: acked(lambda: cp.output_control(bus.cid, 1, OutputControls([out]))), what="output ack")
+    wait_until(lambda: link.panel.indicators.output, what="the output command at the gate")
+    assert relay.stats.pulses == 0  # red is a refusal, and this gate does not obey outputs
+    wait_until(lambda: acked(lambda: cp.reader_led_control(bus.cid, 1, led(LedColor.Green))), what="green ack")
+    wait_until(lambda: relay.stats.pulses >= 1, what="the relay pulsed on the green LED")
+    assert link.panel.indicators.led == "green"
+
+
+def test_random_bytes_never_break_the_framer() -> None:
+    rng = random.Random(16)
+    counter = FrameCounter()
+    good = frame(1, 0x60)
+    seen = 0
+    for _ in range(3000):
+        chunk = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40)))
+        if rng.random() < 0.3:
+            chunk += good
+        seen += sum(1 for f in counter.feed(chunk) if (f.address, f.command) == (1, 0x60))
+    seen += sum(1 for f in counter.feed(good * 2) if (f.address, f.command) == (1, 0x60))
+    assert counter.malformed > 100 and seen >= 2 and counter.frames >= seen
 
 
 def test_setup_errors_are_one_line(tmp_path: Path) -> None:
