@@ -411,11 +411,18 @@ def _reason_dict(r: object) -> dict[str, object]:
     return {"code": code, "effect": getattr(r, "effect", None), "params": dict(getattr(r, "params", {}) or {})}
 
 
+# Estimate fields the event payload (protocol v2, a closed model) does not carry: the sensor's calibrated
+# correction is in the gate's config ([temperature.calibration]) and already in body_c.
+UNPUBLISHED_ESTIMATE_FIELDS = frozenset({"sensor_correction_c"})
+
+
 def _temperature_dict(est: TemperatureEstimate | None) -> dict[str, object] | None:
     if est is None:
         return None
     out: dict[str, object] = {}
     for k, v in est.__dict__.items():
+        if k in UNPUBLISHED_ESTIMATE_FIELDS:
+            continue
         if k == "region":
             out["region_pixels"] = len(v)
         elif isinstance(v, float) and not math.isfinite(v):

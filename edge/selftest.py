@@ -21,6 +21,7 @@ from typing import Any
 
 from drivers.relay import RelayError, make_relay
 from drivers.thermal import make_thermal
+from edge.calibration import is_array_sensor
 from edge.camera import open_source
 from edge.config import GateConfig
 from edge.config.mqtt import MqttConfig
@@ -42,6 +43,7 @@ class CheckResult:
     name: str
     ok: bool
     detail: str
+    warning: bool = False  # ok, but the installer should act (the detail says how)
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,23 @@ def check_thermal(cfg: GateConfig, limits: Limits) -> CheckResult:
     ambient = f", ambient {amb:.1f} C" if math.isfinite(amb) else ""
     return CheckResult("thermal", True, f"{where}: object {obj:.1f} C{ambient}, {stats.frames_ok} frames, "
                                         f"{stats.checksum_failures} checksum failures")
+
+
+def check_calibration(cfg: GateConfig) -> CheckResult:
+    """Was the thermal sensor calibrated at this gate (`gate calibrate thermal`)? A warning if not."""
+    if not cfg.policy.temperature_screening:
+        return CheckResult("calibration", True, "skipped: temperature screening is off ([policy])")
+    cal = cfg.temperature.calibration
+    if is_array_sensor(cfg.thermal):
+        what, done, when = "the array's thermal-to-camera map", cal.array_done(), cal.affine_calibrated_at
+        how = f"{cal.affine_points} positions, residual max {cal.affine_residual_max_px} px"
+    else:
+        what, done, when = "the spot sensor's offset", cal.spot_done(), cal.spot_calibrated_at
+        how = f"{cal.spot_points} points against a {cal.spot_reference}, residual max {cal.spot_residual_max_c} C"
+    if not done:
+        return CheckResult("calibration", True, f"warning: never calibrated ({what} is the fixed default); "
+                                                "run `gate calibrate thermal --config FILE`", warning=True)
+    return CheckResult("calibration", True, f"{what} calibrated {when or '(date unknown)'} ({how})")
 
 
 def check_relay(cfg: GateConfig, limits: Limits) -> CheckResult:
@@ -313,6 +332,7 @@ def run_selftest(cfg: GateConfig, limits: Limits | None = None) -> list[CheckRes
         ("database", lambda: check_database(cfg)),
         ("camera", lambda: check_camera(cfg, limits)),
         ("thermal", lambda: check_thermal(cfg, limits)),
+        ("calibration", lambda: check_calibration(cfg)),
         ("relay", lambda: check_relay(cfg, limits)),
         ("broker", lambda: check_broker(getattr(cfg, "mqtt", None), f"{cfg.gate.id}-selftest", limits)),
     ]
@@ -333,10 +353,12 @@ def format_table(results: list[CheckResult]) -> str:
     width = max(len(r.name) for r in results)
     lines = [f"{'check':<{width}}  result  detail"]
     for r in results:
-        state = ("skip" if r.detail.startswith("skipped") else "ok") if r.ok else "FAIL"
+        state = ("skip" if r.detail.startswith("skipped") else "WARN" if r.warning else "ok") if r.ok else "FAIL"
         lines.append(f"{r.name:<{width}}  {state:<6}  {r.detail}")
     failed = [r.name for r in results if not r.ok]
-    lines.append(f"FAILED: {', '.join(failed)}" if failed else "all checks passed")
+    warned = [r.name for r in results if r.ok and r.warning]
+    note = f" (warnings: {', '.join(warned)})" if warned else ""
+    lines.append(f"FAILED: {', '.join(failed)}{note}" if failed else f"all checks passed{note}")
     return "\n".join(lines)
 
 

@@ -1,6 +1,7 @@
 """Body temperature from thermal readings: pure functions, no I/O.
 
-Spot sensors measure forehead skin: body = skin + offset + ambient and distance corrections. Array
+Spot sensors measure forehead skin: body = skin + offset + ambient and distance corrections, after the
+sensor's own error measured at installation (`[temperature.calibration]`, `gate calibrate thermal`). Array
 sensors are read where the standards measure (IEC 80601-2-59, ISO/TR 13154): the inner eye corners
 (canthi), located from the face's eye landmarks mapped into thermal pixels through a calibrated 2x3
 affine transform; never simply the warmest pixel of the frame. A blackbody reference of known
@@ -40,6 +41,7 @@ class TemperatureEstimate:
     region: tuple[Pixel, ...]  # thermal pixels measured (array only)
     valid: bool
     reason: str | None = None
+    sensor_correction_c: float = 0.0  # the calibrated sensor error removed (spot only)
 
 
 @dataclass(frozen=True)
@@ -70,13 +72,13 @@ def distance_from_face(face_width_px: float, cfg: TemperatureConfig) -> float:
 
 def _finish(raw_c: float, source: Literal["spot", "array"], offset_c: float, ambient_c: float | None,
             face_width_px: float | None, cfg: TemperatureConfig, blackbody_c: float | None,
-            region: tuple[Pixel, ...], reason: str | None) -> TemperatureEstimate:
+            region: tuple[Pixel, ...], reason: str | None, sensor_c: float = 0.0) -> TemperatureEstimate:
     amb = ambient_correction(ambient_c, cfg)
     distance = distance_from_face(face_width_px, cfg) if face_width_px is not None else None
     dist_corr = 0.0
     if distance is not None and math.isfinite(distance):
         dist_corr = cfg.distance_coefficient_c_per_m * (distance - cfg.reference_distance_m)
-    body = raw_c + (blackbody_c or 0.0) + offset_c + amb + dist_corr
+    body = raw_c + sensor_c + (blackbody_c or 0.0) + offset_c + amb + dist_corr
     if reason is None and not math.isfinite(raw_c):
         reason = "no reading"
     if reason is None and distance is not None and distance > cfg.max_distance_m:
@@ -88,13 +90,14 @@ def _finish(raw_c: float, source: Literal["spot", "array"], offset_c: float, amb
         ambient_c=ambient_c if ambient_c is not None and math.isfinite(ambient_c) else None,
         ambient_correction_c=round(amb, 3), face_width_px=face_width_px, distance_m=distance,
         distance_correction_c=round(dist_corr, 3), blackbody_correction_c=blackbody_c, region=region,
-        valid=reason is None, reason=reason)
+        valid=reason is None, reason=reason, sensor_correction_c=round(sensor_c, 3))
 
 
 def estimate_spot(object_c: float, ambient_c: float | None, face_width_px: float | None,
                   cfg: TemperatureConfig) -> TemperatureEstimate:
     """Body temperature from a spot sensor's skin reading (face width in camera pixels, if known)."""
-    return _finish(object_c, "spot", cfg.spot_offset_c, ambient_c, face_width_px, cfg, None, (), None)
+    return _finish(object_c, "spot", cfg.spot_offset_c, ambient_c, face_width_px, cfg, None, (), None,
+                   cfg.sensor_correction(ambient_c))
 
 
 def map_points(points: ArrayLike, affine: Sequence[Sequence[float]]) -> NDArray[np.float64]:
@@ -129,7 +132,7 @@ def _disc(center: NDArray[np.float64], radius: float, shape: tuple[int, int]) ->
 
 def canthus_region(landmarks: ArrayLike, cfg: TemperatureConfig, shape: tuple[int, int]) -> tuple[Pixel, ...]:
     """Thermal pixels (row, col) around both inner canthi; empty if they fall outside the frame."""
-    centres = map_points(canthus_points(landmarks, cfg), cfg.thermal_affine)
+    centres = map_points(canthus_points(landmarks, cfg), cfg.affine())
     pixels: set[Pixel] = set()
     for centre in centres:
         pixels |= _disc(centre, cfg.canthus_radius_px, shape)
@@ -140,7 +143,7 @@ def face_rect(bbox: Sequence[float], cfg: TemperatureConfig,
               shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
     """The face box (camera x, y, w, h) in thermal pixels as (row0, row1, col0, col1), end exclusive."""
     x, y, w, h = (float(v) for v in bbox)
-    corners = map_points([[x, y], [x + w, y], [x, y + h], [x + w, y + h]], cfg.thermal_affine)
+    corners = map_points([[x, y], [x + w, y], [x, y + h], [x + w, y + h]], cfg.affine())
     col0 = max(0, math.ceil(float(corners[:, 0].min()) - 0.5))
     col1 = min(shape[1], math.floor(float(corners[:, 0].max()) + 0.5))
     row0 = max(0, math.ceil(float(corners[:, 1].min()) - 0.5))

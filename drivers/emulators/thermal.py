@@ -9,6 +9,13 @@ the module's error word 0x7FFF = 327.67 C, with a correct checksum). `queue_erro
 next n frames such frames in any scenario. Like the modules, the binary kinds stream only after the
 continuous command and answer a query with one frame.
 
+For installer calibration (`gate calibrate thermal`) a scene can hold a reference target of known true
+temperature in front of a spot sensor (`target_c`: a blackbody, read instead of the forehead) and a
+sensor error: every object value the sensor reports is off by `error_offset_c` plus `error_ambient_slope`
+degrees per degree the room is above `error_reference_ambient_c`. For the array, `warm_target` puts a
+warm spot (a lamp) at fractional thermal pixel coordinates (`face_present = False`: nobody in view); a
+test places it where a known affine map sends the camera position of the same target.
+
 The gy_mcu90640 kind has a UART speed (`baud`, 115200 by default) and obeys the baud command A5 15
 01/02 (115200/460800), at once or, with `baud_applies="power_cycle"`, only after the next unplug and
 replug; it keeps the setting across power cycles. While the driver's side of the pty is set to another
@@ -64,6 +71,18 @@ class Scene:
     hot_object: tuple[int, int, int, int] | None = None  # e.g. a lamp in the background
     hot_object_c: float = 45.0
     pixel_noise_c: float = 0.08
+    target_c: float | None = None  # a reference target (blackbody) the spot sensor reads instead of the skin
+    error_offset_c: float = 0.0  # the sensor's own error at error_reference_ambient_c
+    error_ambient_slope: float = 0.0  # its change per degree the room is above error_reference_ambient_c
+    error_reference_ambient_c: float = 24.0
+    warm_target: tuple[float, float] | None = None  # (col, row) of a warm spot seen by the array
+    warm_target_c: float = 40.0
+    warm_target_sigma_px: float = 0.8
+    face_present: bool = True  # false: nobody in front of the array (calibration with a warm target)
+
+    def sensor_error_c(self) -> float:
+        """What the sensor adds to a true object temperature at this scene's ambient."""
+        return self.error_offset_c + self.error_ambient_slope * (self.ambient_c - self.error_reference_ambient_c)
 
 
 @dataclass
@@ -95,7 +114,7 @@ def render_frame(scene: Scene, *, face: bool = True, fever: bool = False, photo:
     hw, hh = scene.face_half_size
     inside = ((cols - cx) / hw) ** 2 + ((rows - cy) / hh) ** 2
     face_mask = inside <= 1.0
-    if face and not photo:
+    if face and scene.face_present and not photo:
         delta = scene.fever_delta_c if fever else 0.0
         centre = 35.2 + delta
         edge = 34.0 + delta
@@ -116,7 +135,11 @@ def render_frame(scene: Scene, *, face: bool = True, fever: bool = False, photo:
     if scene.blackbody is not None:
         x, y, w, h = scene.blackbody
         img[y:y + h, x:x + w] = scene.blackbody_c
-    img = img + scene.drift_c
+    if scene.warm_target is not None:
+        tx, ty = scene.warm_target
+        g = np.exp(-(((cols - tx) ** 2 + (rows - ty) ** 2) / (2 * scene.warm_target_sigma_px**2)))
+        img = img + (scene.warm_target_c - img) * g
+    img = img + scene.drift_c + scene.sensor_error_c()
     if rng is not None and scene.pixel_noise_c > 0:
         img = img + rng.normal(0.0, scene.pixel_noise_c, img.shape)
     out: Frame = img.astype(np.float32)
@@ -199,8 +222,10 @@ class ThermalSim(PtyDevice):
         obj = s.skin_c + (s.fever_delta_c if self.fever_now() else 0.0)
         if self.scenario == "photo":
             obj = s.ambient_c + 0.4
+        if s.target_c is not None:
+            obj = s.target_c
         noise = self.timing.value_noise_c if self.scenario == "noise" else 0.05
-        return obj + self._rng.gauss(0, noise) + s.drift_c, s.ambient_c + s.drift_c
+        return obj + self._rng.gauss(0, noise) + s.drift_c + s.sensor_error_c(), s.ambient_c + s.drift_c
 
     def make_frame(self) -> bytes:
         """The next frame as the module would send it (before any scenario corruption)."""

@@ -243,6 +243,9 @@ class SerialThermalSensor:
         assert ser is not None
         opened = last_good = last_kick = time.monotonic()
         good = False
+        # bytes queued before this session (a port kept open at the far end: a simulator, some adapters) are
+        # no measurement of now: a calibration point must not average in the previous target's frames
+        ser.reset_input_buffer()
         self._send(ser, self.start_commands())
         poll = self.poll_command()
         next_poll = opened

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from edge import __version__
-from edge.cli import admin, bench, config, deploy, guard, ha, hub, keys, run, vision
+from edge.cli import admin, bench, calibrate, config, deploy, guard, ha, hub, keys, run, vision
 from edge.filemodes import private_umask
 
 log = logging.getLogger("edge.cli")
@@ -50,7 +50,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     else:
         for name, text in DRIVER_GROUPS.items():
             sub.add_parser(name, help=text)
-    for group in (admin, guard, keys, hub, ha, deploy):
+    for group in (admin, guard, keys, hub, ha, deploy, calibrate):
         group.add_commands(sub)
     return p
 

@@ -27,6 +27,11 @@ def _scalar_lines(model: BaseModel, first: str | None = None) -> list[str]:
     return lines
 
 
+def table_toml(model: BaseModel, table: str) -> str:
+    """One table as documented TOML (its header, then its keys), e.g. for a command that writes a table."""
+    return "\n".join([f"[{table}]", *_scalar_lines(model)]) + "\n"
+
+
 def union_members(field: FieldInfo) -> list[type[BaseModel]]:
     """The config classes of a `type`-tagged union field (thermal, relay), or [] for any other field."""
     if field.discriminator is None:

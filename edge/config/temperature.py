@@ -1,12 +1,64 @@
-"""The `[temperature]` section: calibration of the body-temperature estimate and the liveness limits."""
+"""The `[temperature]` section: calibration of the body-temperature estimate and the liveness limits, and
+its `[temperature.calibration]` table: what `gate calibrate thermal` measured at this gate (the spot
+sensor's own error, the array's thermal-to-camera map), with when and how well."""
 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from edge.config.base import Section
+
+_WHEN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
+
+
+def _check_affine(value: list[list[float]]) -> list[list[float]]:
+    if len(value) != 2 or any(len(row) != 3 for row in value):
+        raise ValueError("thermal_affine must be 2 rows of 3 numbers")
+    if not all(math.isfinite(v) for row in value for v in row):
+        raise ValueError("thermal_affine must be finite")
+    if abs(value[0][0] * value[1][1] - value[0][1] * value[1][0]) < 1e-9:
+        raise ValueError("thermal_affine is singular")
+    return value
+
+
+class ThermalCalibration(Section):
+    """Written by `gate calibrate thermal`; unset values leave the fixed defaults of [temperature] in use."""
+
+    sensor_offset_c: float | None = Field(None, ge=-5, le=5, description="Spot sensor: degrees added to every "
+                                          "reading at sensor_reference_ambient_c (the sensor's own error, "
+                                          "measured against a reference target; 0 when never calibrated).")
+    sensor_ambient_coefficient: float | None = Field(None, ge=-0.5, le=0.5, description="Spot sensor: "
+                                                     "degrees added per degree the room is colder than "
+                                                     "sensor_reference_ambient_c (subtracted when warmer).")
+    sensor_reference_ambient_c: float = Field(24.0, ge=-20, le=50, description="Room temperature the sensor's "
+                                              "correction is expressed at.")
+    spot_reference: Literal["blackbody", "thermometer"] | None = Field(None, description="What the spot "
+                                                                       "sensor was calibrated against.")
+    spot_calibrated_at: str | None = Field(None, pattern=_WHEN, description="When (UTC).")
+    spot_points: int | None = Field(None, ge=1, description="Reference points the fit used.")
+    spot_residual_max_c: float | None = Field(None, ge=0, description="Largest fit error over the points.")
+    spot_residual_rms_c: float | None = Field(None, ge=0, description="RMS fit error over the points.")
+    thermal_affine: list[list[float]] | None = Field(None, description="Array: the measured 2x3 affine map "
+                                                     "from camera pixels to thermal pixel centres; replaces "
+                                                     "[temperature] thermal_affine.")
+    affine_calibrated_at: str | None = Field(None, pattern=_WHEN, description="When (UTC).")
+    affine_points: int | None = Field(None, ge=1, description="Target positions the fit used.")
+    affine_residual_max_px: float | None = Field(None, ge=0, description="Largest fit error (thermal pixels).")
+    affine_residual_rms_px: float | None = Field(None, ge=0, description="RMS fit error (thermal pixels).")
+
+    @field_validator("thermal_affine")
+    @classmethod
+    def _affine(cls, value: list[list[float]] | None) -> list[list[float]] | None:
+        return None if value is None else _check_affine(value)
+
+    def spot_done(self) -> bool:
+        return self.sensor_offset_c is not None
+
+    def array_done(self) -> bool:
+        return self.thermal_affine is not None
 
 
 class TemperatureConfig(Section):
@@ -55,16 +107,27 @@ class TemperatureConfig(Section):
     liveness_min_face_c: float = Field(30.0, ge=0, le=40, description="A live face's skin is at least this "
                                                                       "warm.")
 
+    calibration: ThermalCalibration = Field(default_factory=ThermalCalibration,
+                                            description="What `gate calibrate thermal` measured.")
+
     @field_validator("thermal_affine")
     @classmethod
     def _affine(cls, value: list[list[float]]) -> list[list[float]]:
-        if len(value) != 2 or any(len(row) != 3 for row in value):
-            raise ValueError("thermal_affine must be 2 rows of 3 numbers")
-        if not all(math.isfinite(v) for row in value for v in row):
-            raise ValueError("thermal_affine must be finite")
-        if abs(value[0][0] * value[1][1] - value[0][1] * value[1][0]) < 1e-9:
-            raise ValueError("thermal_affine is singular")
-        return value
+        return _check_affine(value)
+
+    def affine(self) -> list[list[float]]:
+        """The thermal-to-camera map in use: the calibrated one, else the configured default."""
+        return self.calibration.thermal_affine or self.thermal_affine
+
+    def sensor_correction(self, ambient_c: float | None) -> float:
+        """Degrees to add to a spot reading for the sensor's own error (0 when never calibrated)."""
+        cal = self.calibration
+        if cal.sensor_offset_c is None:
+            return 0.0
+        slope = cal.sensor_ambient_coefficient or 0.0
+        if ambient_c is None or not math.isfinite(ambient_c):
+            return cal.sensor_offset_c
+        return cal.sensor_offset_c + slope * (cal.sensor_reference_ambient_c - ambient_c)
 
     @field_validator("blackbody_rect")
     @classmethod

@@ -35,7 +35,7 @@ def _heavy_imports(*argv: str) -> tuple[object, list[str]]:
 @pytest.mark.parametrize("argv", [
     ["--help"], ["config", "--help"], ["config", "example"], ["config", "show"],
     ["config", "check", "config/gate.example.toml"], ["admin", "--help"], ["guard", "--help"],
-    ["drivers", "--help"], ["bench", "--help"],
+    ["drivers", "--help"], ["bench", "--help"], ["calibrate", "thermal", "--help"],
 ])
 def test_command_imports_nothing_heavy(argv: list[str]) -> None:
     code, heavy = _heavy_imports(*argv)

@@ -37,7 +37,7 @@ def test_simulated_gate_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str
     cfg = sim_config(tmp_path)
     results = run_selftest(load_config(cfg), FAST)
     assert [r.name for r in results] == ["clock", "disk", "models", "permissions", "database", "camera", "thermal",
-                                         "relay", "broker"]
+                                         "calibration", "relay", "broker"]
     assert all(r.ok for r in results), format_table(results)
     by = {r.name: r.detail for r in results}
     assert by["broker"] == "skipped: MQTT not configured"
@@ -50,7 +50,7 @@ def test_simulated_gate_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "all checks passed" in table and "skip" in table
     assert _cli(["selftest", "--config", str(cfg), "--json", "--timeout", "5"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["ok"] is True and len(doc["checks"]) == 9
+    assert doc["ok"] is True and len(doc["checks"]) == 10
 
 
 def test_missing_model_fails_models(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
