@@ -222,3 +222,17 @@ def test_interactive_with_no_points_refuses(tmp_path: Path) -> None:
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: 0 point(s) is too few")
     assert cfg.read_text(encoding="utf-8") == original
+
+
+def test_interactive_points_measured_live_are_fitted_and_written(tmp_path: Path, spot_sim: ThermalSim) -> None:
+    """The installer types the blackbody's temperature at each prompt (here 3 readings of one set point at
+    one room temperature: the offset alone is fitted) and an empty line; a typo is refused and asked again."""
+    spot_sim.scene.ambient_c, spot_sim.scene.target_c = 24.0, 36.0
+    cfg = _spot_config(tmp_path, spot_sim.path)
+    proc = _gate("calibrate", "thermal", "-c", cfg, "--samples", 10, stdin="36.0\n3x.5\n36.0\n36.0\n\n")
+    assert proc.returncode == 0, proc.stderr
+    assert "'3x.5' in the reference temperature is not a number" in proc.stderr
+    assert proc.stderr.count("  point ") == 3 and "ambient slope not fitted" in proc.stdout
+    cal = load_config(cfg).temperature.calibration
+    assert cal.sensor_offset_c is not None and abs(cal.sensor_offset_c + ERROR_OFFSET_C) <= OFFSET_TOLERANCE_C
+    assert cal.sensor_ambient_coefficient == 0.0 and cal.spot_points == 3
