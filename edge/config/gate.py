@@ -52,7 +52,6 @@ class StoreSection(Section):
                                 "the lowest severity and the oldest (each logged).")
 
 
-
 class SupervisorSection(Section):
     restart_min_s: float = Field(1.0, gt=0, le=600, description="First wait before restarting a part that died "
                                  "(the vision thread, the camera thread, a relay that cannot be opened); "
