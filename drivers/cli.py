@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from drivers.emulators.relay import RELAY_KINDS, RELAY_SCENARIOS, run_relay_sim
+from drivers.emulators.relay import CONTROL_HELP, RELAY_KINDS, RELAY_SCENARIOS, run_relay_sim
 from drivers.emulators.thermal import KINDS, SCENARIOS, run_thermal_sim
 from drivers.relay import RELAY_TYPES, RelayConfig, RelayError, make_relay
 from drivers.thermal import THERMAL_TYPES, ThermalConfig, make_thermal
@@ -167,7 +167,8 @@ def cmd_sim_thermal(args: argparse.Namespace) -> int:
 
 
 def cmd_sim_relay(args: argparse.Namespace) -> int:
-    return _serve(run_relay_sim, kind=args.kind, scenario=args.scenario, link=args.link, seed=args.seed)
+    return _serve(run_relay_sim, kind=args.kind, scenario=args.scenario, link=args.link, seed=args.seed,
+                  commands=sys.stdin if args.control else None)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -224,6 +225,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     rl.add_argument("--scenario", default="normal", choices=RELAY_SCENARIOS)
     rl.add_argument("--link", help="also make this path a symlink to the pty (kept across unplugs)")
     rl.add_argument("--seed", type=int, default=0)
+    rl.add_argument("--control", action="store_true",
+                    help=f"press the board's inputs by typing lines on standard input: {CONTROL_HELP}; "
+                    "e.g. gate sim relay --pty --control, then type: fire")
     rl.set_defaults(func=cmd_sim_relay)
 
 

@@ -21,7 +21,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
@@ -316,14 +316,53 @@ def make_relay_sim(kind: str, scenario: str = "normal", *, link: str | Path | No
     raise ValueError(f"unknown relay sim kind {kind!r} (one of {', '.join(RELAY_KINDS)})")
 
 
+CONTROL_HELP = "fire | fire off | cut | exit | pass (modbus boards; one per line)"
+
+
+def control(sim: RelaySim, line: str) -> str:
+    """One typed command for a running simulator (`gate sim relay --control`): what happened, in words."""
+    words = line.strip().lower().split()
+    if not words:
+        return ""
+    if not isinstance(sim, ModbusSim):
+        return f"{words[0]}: only the modbus board has inputs (the LCUS board has outputs only)"
+    if words == ["pass"]:
+        sim.trigger_pass()
+        return "somebody walks through"
+    if words == ["fire"] or words == ["fire", "on"]:
+        sim.set_fire(True)
+        return "fire panel: FIRE (contact open)"
+    if words == ["fire", "off"]:
+        sim.set_fire(False)
+        return "fire panel: normal"
+    if words == ["cut"]:
+        sim.cut_fire_line()
+        return "fire line cut (end-of-line reading at full scale)"
+    if words == ["exit"]:
+        sim.press_exit()
+        return "exit button pressed"
+    return f"unknown command {line.strip()!r}; try: {CONTROL_HELP}"
+
+
 def run_relay_sim(kind: str = "modbus", scenario: str = "normal", *, link: str | Path | None = None,
                   seed: int = 0, stop: threading.Event | None = None,
-                  announce: Callable[[str], None] = print) -> None:
-    """Serve a relay board simulator on a new pty until `stop` is set; `announce` gets the path."""
+                  announce: Callable[[str], None] = print, commands: Iterable[str] | None = None) -> None:
+    """Serve a relay board simulator on a new pty until `stop` is set; `announce` gets the path. Lines of
+    `commands` (e.g. standard input) press the board's inputs as they come (see `control`)."""
     sim = make_relay_sim(kind, scenario, link=link, seed=seed)
     stop = stop or threading.Event()
     sim.plug()
     announce(sim.path)
+    if commands is not None:
+        def read() -> None:
+            for line in commands:
+                answer = control(sim, line)
+                if answer:
+                    announce(answer)
+                if stop.is_set():
+                    return
+
+        threading.Thread(target=read, name="relay-sim-control", daemon=True).start()
     try:
         sim.serve_forever(stop)
     finally:
