@@ -29,6 +29,12 @@ class WebConfig(Section):
     trusted_proxies: list[str] = Field(default_factory=list, description="Addresses or networks (CIDR) of "
                                        "reverse proxies whose X-Forwarded-For / Forwarded header is believed; "
                                        "empty: the header is ignored and the TCP peer is the client.")
+    proxy_header: Literal["x-forwarded-for", "forwarded"] = Field("x-forwarded-for", description="The header "
+                                                                   "the trusted proxy writes (only that one "
+                                                                   "is read; the other is ignored).")
+    public_origin: str | None = Field(None, description="The page's address as browsers see it behind a "
+                                      "proxy (e.g. https://gate.example.org); login posts must come from "
+                                      "it. Unset: the request's Host header.", max_length=200)
     viewers_may_acknowledge: bool = Field(False, description="Let guards with the viewer role acknowledge "
                                           "(silence) alarms; by default only operators may.")
     language: Literal["zh-CN", "en"] = Field("zh-CN", description="Page language when neither the guard's choice "

@@ -144,8 +144,13 @@ def create_hub_app(web: HubWeb) -> FastAPI:
         verdict = web.limiter.check(peer, name)
         if verdict.wait_s:
             return Response("too many attempts; wait and try again", 429, headers={"retry-after": str(verdict.wait_s)})
-        row = web.db.one("SELECT role, password_hash, disabled FROM accounts WHERE name = ?", (name,))
-        if not verify_password(row[1] if row and not row[2] else None, form.get("password", "")):
+        try:
+            row = web.db.one("SELECT role, password_hash, disabled FROM accounts WHERE name = ?", (name,))
+            ok = verify_password(row[1] if row and not row[2] else None, form.get("password", ""))
+        except BaseException:
+            web.limiter.abandoned(peer, name)  # the database failed: no verdict, the reservation goes
+            raise
+        if not ok:
             web.limiter.failed(peer, name)
             return RedirectResponse("/login?e=1", 303)
         assert row is not None

@@ -260,6 +260,9 @@ async def stream(request: Request, st: State, s: Guard) -> StreamingResponse:
                     log.info("live stream of %s ended: %s", s.guard, s.ended or "role changed")
                     yield _sse("logout" if s.ended else "reload", {})
                     return
+                if not st.sessions.fresh():  # the guards cannot be re-read: end; the reconnect is checked
+                    log.warning("live stream of %s ended: sessions not re-checked lately", s.guard)
+                    return
                 if loop.time() >= next_health:  # on schedule, however busy the gate is
                     next_health = loop.time() + HEALTH_EVERY_S
                     yield _sse("health", await asyncio.to_thread(health_payload, st, request))
@@ -295,8 +298,8 @@ async def preview(st: State, s: Guard, frames: Annotated[int, Query(ge=0, le=100
         sent = 0
         while not st.live.closed and not st.gate.stopping() and (frames == 0 or sent < frames):
             jpeg = await asyncio.to_thread(st.gate.preview_jpeg)
-            if not s.holds(role):  # checked after the (slow) frame, right before it would go out
-                log.info("preview of %s ended: %s", s.guard, s.ended or "role changed")
+            if not s.holds(role) or not st.sessions.fresh():  # after the (slow) frame, right before it goes
+                log.info("preview of %s ended: %s", s.guard, s.ended or "role changed or not re-checked")
                 return
             if jpeg:
                 yield (b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: " + str(len(jpeg)).encode()

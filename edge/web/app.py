@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -84,7 +85,11 @@ class WebState:
         s = self.sessions.get(token)
         if s is None:
             return None
-        guard = self.guard(s.guard)
+        try:
+            guard = self.guard(s.guard)
+        except Exception as exc:  # the guards table cannot be read: no access can be confirmed (fail closed)
+            log.error("guard %s not confirmed, request refused: %s", s.guard, exc)
+            return None
         if guard is None or guard.disabled:
             self.sessions.drop_guard(s.guard)
             return None
@@ -111,17 +116,17 @@ class WebState:
         guard who logged out, was disabled or changed role end at the next check."""
         try:
             self.sessions.check_all(self.guard)
-        except Exception as exc:  # the store is down: sessions stay as they are, streams go on
+        except Exception as exc:  # the store cannot be read: streams end once the last check is too old
             log.error("guards' sessions not re-checked: %s", exc)
 
 
 SESSION_CHECK_S = 0.5
 
 
-async def _check_sessions(st: WebState) -> None:
-    while True:
-        await asyncio.to_thread(st.check_sessions)
-        await asyncio.sleep(SESSION_CHECK_S)
+def _check_sessions(st: WebState, stop: threading.Event) -> None:
+    """Its own thread: logins (argon2) and previews on the event loop's executor cannot starve it."""
+    while not stop.wait(SESSION_CHECK_S):
+        st.check_sessions()
 
 
 def web_state(request: Request) -> WebState:
@@ -152,11 +157,14 @@ def create_app(parts: WebParts, cfg: WebConfig | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         live.start(asyncio.get_running_loop())
-        checker = asyncio.create_task(_check_sessions(app.state.web), name="session-check")
+        stop = threading.Event()
+        app.state.web.sessions.watched = True  # streams now also end when the checks stop coming
+        threading.Thread(target=_check_sessions, args=(app.state.web, stop), name="session-check",
+                         daemon=True).start()
         try:
             yield
         finally:
-            checker.cancel()
+            stop.set()
             live.stop()
 
     app = FastAPI(title=f"edge-gate {parts.gate_id}", version="1", lifespan=lifespan,
@@ -167,7 +175,7 @@ def create_app(parts: WebParts, cfg: WebConfig | None = None) -> FastAPI:
                            max_backoff_s=web_cfg.login_max_backoff_s,
                            global_per_minute=web_cfg.login_failures_global_per_minute)
     app.state.web = WebState(parts, web_cfg, Sessions(web_cfg.session_hours), limiter, metrics, live, templates, tz,
-                             AddressResolver(web_cfg.trusted_proxies), LoginTokens())
+                             AddressResolver(web_cfg.trusted_proxies, web_cfg.proxy_header), LoginTokens())
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(api_router)
     app.include_router(pages_router)

@@ -73,11 +73,15 @@ class Session:
 class Sessions:
     """Sessions live in memory only: a restart of the gate logs every guard out (by design)."""
 
+    STALE_S = 2.0
+
     def __init__(self, hours: float) -> None:
         self.lifetime_s = hours * 3600.0
         self._by_token: dict[str, Session] = {}
         self._lock = threading.Lock()
         self.checks = 0  # how many times check_all has run (tests tell "within one check" by it)
+        self.watched = False  # a checker runs (the served app): streams then need fresh checks
+        self._last_check = time.monotonic()
 
     def create(self, guard: str, role: str) -> Session:
         s = Session(secrets.token_urlsafe(32), guard, role, secrets.token_urlsafe(32),
@@ -124,6 +128,13 @@ class Sessions:
                 else:
                     s.role = guard.role
             self.checks += 1
+            self._last_check = time.monotonic()
+
+    def fresh(self) -> bool:
+        """The guards were re-read lately (or nothing checks them): what a stream holds may go on. When
+        the checks stop (the store cannot be read), streams end within STALE_S and the browser's
+        reconnect is checked afresh."""
+        return not self.watched or time.monotonic() - self._last_check < self.STALE_S
 
     def _end(self, token: str, why: str) -> None:
         s = self._by_token.pop(token, None)

@@ -5,8 +5,9 @@ trusts loopback by default, so any local client could claim any address)."""
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from edge.config.web import parse_networks
 
@@ -25,9 +26,16 @@ class ClientAddress:
         return {"ip": self.peer, **({"forwarded_for": self.forwarded} if self.forwarded else {})}
 
 
+class HeaderLines(Protocol):
+    """Request headers with every line of a repeated header (Starlette's `Headers`)."""
+
+    def getlist(self, key: str) -> list[str]: ...
+
+
 class AddressResolver:
-    def __init__(self, trusted: Iterable[str] = ()) -> None:
+    def __init__(self, trusted: Iterable[str] = (), header: str = "x-forwarded-for") -> None:
         self.trusted = parse_networks(trusted)
+        self.header = header.lower()  # the one header the trusted proxy writes; the other is never read
 
     def _is_trusted(self, address: str) -> bool:
         try:
@@ -36,33 +44,38 @@ class AddressResolver:
             return False
         return any(ip in net for net in self.trusted)
 
-    def resolve(self, peer: str | None, headers: Mapping[str, str]) -> ClientAddress:
-        """The right-most address in `X-Forwarded-For` (or `Forwarded: for=`) that is not itself a trusted
-        proxy, when the peer is trusted; otherwise the peer alone (the headers are ignored)."""
+    def resolve(self, peer: str | None, headers: HeaderLines) -> ClientAddress:
+        """When the peer is a trusted proxy: walking the proxy header (every line of it, in order) from the
+        right, the first address that is not itself a trusted proxy. A hop that is not an address ends the
+        walk with no forwarded address (the peer alone), so a client cannot slip its own claim past an
+        entry a proxy wrote. Otherwise the peer alone: the headers are ignored."""
         peer = peer or "unknown"
         if not self.trusted or not self._is_trusted(peer):
             return ClientAddress(peer)
-        chain = _forwarded_chain(headers)
-        for hop in reversed(chain):
+        for hop in reversed(_chain(headers, self.header)):
+            if hop is None:
+                return ClientAddress(peer)
             if not self._is_trusted(hop):
                 return ClientAddress(peer, hop)
-        return ClientAddress(peer, chain[0] if chain else None)
+        return ClientAddress(peer)
 
 
-def _forwarded_chain(headers: Mapping[str, str]) -> list[str]:
-    """The client addresses of `Forwarded` (RFC 7239) or else `X-Forwarded-For`, first hop first; entries
-    that are not IP addresses are dropped."""
-    hops: list[str] = []
-    forwarded = headers.get("forwarded")
-    if forwarded:
-        for element in forwarded.split(","):
-            for pair in element.split(";"):
-                key, _, value = pair.strip().partition("=")
-                if key.lower() == "for":
-                    hops.append(_bare(value.strip().strip('"')))
-    else:
-        hops = [_bare(part.strip()) for part in (headers.get("x-forwarded-for") or "").split(",")]
-    return [h for h in hops if _is_ip(h)]
+def _chain(headers: HeaderLines, header: str) -> list[str | None]:
+    """The hops of `X-Forwarded-For` or of `Forwarded` (RFC 7239, its `for=` parameters), first hop
+    first, from all lines of the header; None for a hop that is not an IP address."""
+    text = ",".join(headers.getlist(header))
+    if not text.strip():
+        return []
+    hops: list[str | None] = []
+    for element in text.split(","):
+        if header == "forwarded":
+            values = [v for k, _, v in (p.strip().partition("=") for p in element.split(";")) if k.lower() == "for"]
+            raw = values[0].strip().strip('"') if values else ""
+        else:
+            raw = element.strip()
+        hop = _bare(raw)
+        hops.append(hop if _is_ip(hop) else None)
+    return hops
 
 
 def _bare(value: str) -> str:

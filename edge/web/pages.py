@@ -85,7 +85,7 @@ async def login(request: Request, st: State) -> Response:
     t = st.translator(request)
     form = await read_form(request)
     client = st.client(request)
-    if (form is None or not posted_by_this_page(request.headers, request.headers.get("host"))
+    if (form is None or not posted_by_this_page(request.headers, request.headers.get("host"), st.cfg.public_origin)
             or not same_token(form.get("csrf"), request.cookies.get(login_cookie(st)))
             or not st.login_tokens.redeem(form.get("csrf"))):
         log.warning("login form refused (CSRF check) from %s", client.effective)
@@ -98,8 +98,12 @@ async def login(request: Request, st: State) -> Response:
                     verdict.wait_s)
         return _login_page(st, request, t("login.too_many", seconds=verdict.wait_s), 429,
                            {"Retry-After": str(verdict.wait_s)})
-    guard = await asyncio.to_thread(st.guard, name) if name else None
-    ok = await asyncio.to_thread(verify_password, guard.password_hash if guard else None, password)
+    try:
+        guard = await asyncio.to_thread(st.guard, name) if name else None
+        ok = await asyncio.to_thread(verify_password, guard.password_hash if guard else None, password)
+    except BaseException:
+        st.limiter.abandoned(client.effective, name)  # the store failed: no verdict, the reservation goes
+        raise
     if not ok or guard is None or guard.disabled:
         st.writes.audit(name or "-", "login_failed", client.audit())
         if st.limiter.failed(client.effective, name):
