@@ -42,8 +42,8 @@ class StoreSection(Section):
                                        "the same source (kind, gate, person and, for some kinds, the topic or "
                                        "sender) within this many minutes of its last occurrence is counted on "
                                        "that alarm (shown x37 with the last time) instead of being a new one; "
-                                       "its update goes to the server at most once per this interval. 0: no "
-                                       "grouping.")
+                                       "its update goes to the server at most once per this interval (high and "
+                                       "critical repeats at once). 0: no grouping.")
     alarm_retention_days: float = Field(90.0, gt=0, le=3650, description="Alarms last seen longer ago than this "
                                         "are deleted (an unacknowledged high or critical one with an error in "
                                         "the log).")

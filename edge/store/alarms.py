@@ -84,7 +84,10 @@ class AlarmTables(Database):
                             person_id=group.person_id, count=group.count + a.count,
                             last_seen=max(group.seen, a.seen))
         published_at = parse_ts(row["published_at"]) if row["published_at"] else group.ts
-        due = a.ts - published_at >= self.alarm_window
+        # a high or critical repeat (another fever, a forced door) or one that raises the group's severity
+        # goes out at once: the server must not learn of it a window late
+        urgent = a.severity in ("high", "critical") or severity != group.severity
+        due = urgent or a.ts - published_at >= self.alarm_window
         conn.execute("UPDATE alarms SET ts = ?, severity = ?, message = ?, details = ?, count = ?, last_seen = ? "
                      "WHERE id = ?", (ts_text(grown.ts), grown.severity, grown.message, dumps(grown.details),
                                       grown.count, ts_text(grown.seen), grown.id))

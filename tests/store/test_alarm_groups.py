@@ -178,3 +178,33 @@ def test_retention_purges_by_age_and_caps_rows_acknowledged_first(store: Store,
         assert store.cap_alarms() == 3
     assert high in {a.id for a in store.alarms()}  # the high one is the last to go
     assert store.alarm_rows() == 2
+
+
+def test_a_high_severity_repeat_goes_out_at_once(store: Store) -> None:
+    def fever(seconds: int, value: float) -> AlarmRecord:
+        return AlarmRecord(ts=T0 + timedelta(seconds=seconds), kind="fever", severity="high",
+                           message=f"fever {value} C", gate_id="north-1", details={"value_c": value})
+
+    gid = store.record_alarm(fever(0, 38.4))
+    for row in store.pending_outbox(100):
+        store.ack_outbox([row.seq])  # the first went out
+    assert store.record_alarm(fever(30, 39.1)) == gid  # a second fever 30 s later: counted on the group ...
+    (update,) = alarm_rows(store)  # ... and sent now, not a window later
+    assert update["id"] == gid and update["count"] == 2 and update["details"]["value_c"] == 39.1
+    # a warning repeat that raises nothing waits for the window as before
+    store.record_alarm(rejected(0))
+    for row in store.pending_outbox(100):
+        store.ack_outbox([row.seq])
+    store.record_alarm(rejected(1))
+    assert alarm_rows(store) == []
+    # a repeat that raises the group's severity goes at once too
+    low = AlarmRecord(ts=T0, kind="sensor_fault", severity="warning", message="stale", gate_id="north-1",
+                      details={"code": "sensor_fault", "fault": "stale"})
+    store.record_alarm(low)
+    for row in store.pending_outbox(100):
+        store.ack_outbox([row.seq])
+    worse = AlarmRecord(ts=T0 + timedelta(seconds=5), kind="sensor_fault", severity="critical", message="gone",
+                        gate_id="north-1", details={"code": "sensor_fault", "fault": "stale"})
+    store.record_alarm(worse)
+    (raised,) = alarm_rows(store)
+    assert raised["severity"] == "critical" and raised["count"] == 2
