@@ -67,6 +67,18 @@ def create_private(path: Path) -> None:
         os.close(fd)
 
 
+def write_private(path: Path, data: bytes) -> None:
+    """Write `path` whole (a temporary file beside it, then a rename), mode 0600 whatever the umask."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
 def prepare_sqlite(path: Path) -> None:
     """Before SQLite opens `path`: its directory private (made, or tightened), the file made 0600 when
     missing, so that SQLite makes its -wal and -shm 0600 too. OSError."""

@@ -33,7 +33,6 @@ import functools
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
+from edge.filemodes import private_dir, write_private
 from edge.protocol.messages import (
     Delta,
     PersonEntry,
@@ -446,12 +446,10 @@ class WhitelistApplier:
         if self.photo_dir is None:
             return
         try:
-            self.photo_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(self.photo_dir, "whitelist photo dir")  # residents' faces: 0700 / 0600
             for p in batch.prepared:
                 if p.photo is not None:
-                    tmp = self.photo_dir / f".{p.record.id}.jpg.tmp"
-                    tmp.write_bytes(p.photo)
-                    os.replace(tmp, self.photo_dir / f"{p.record.id}.jpg")
+                    write_private(self.photo_dir / f"{p.record.id}.jpg", p.photo)
             known = None if gone_ids is not None else set(_all_person_ids(self.store))
             for path in self.photo_dir.glob("*.jpg"):
                 if (gone_ids is not None and path.stem in gone_ids) or (known is not None and path.stem not in known):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import stat
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -167,6 +168,10 @@ def test_photo_delta_makes_templates_and_discards_the_photo(tmp_path: Path, stor
     assert (photo_dir / "P1.jpg").exists() == keep
     if keep:
         assert (photo_dir / "P1.jpg").read_bytes() == photo
+        # residents' faces are the gate user's only, whatever the caller's umask (pytest runs with 022)
+        assert stat.S_IMODE((photo_dir / "P1.jpg").stat().st_mode) == 0o600
+        assert stat.S_IMODE(photo_dir.stat().st_mode) == 0o700
+        assert not list(photo_dir.glob(".*.tmp"))
         reopened = Store.open(store.path)
         wl = applier(reopened, admin, engine, keep_photos=True, photo_dir=photo_dir)
         ok(wl.handle(delta(admin, 2, [], deletes=["P1"])))
