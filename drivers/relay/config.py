@@ -21,8 +21,10 @@ class RelayConfigBase(DriverConfig):
     input_poll_s: float = Field(0.02, gt=0, le=5, description="How often inputs are read, where there are "
                                                               "any.")
     fail_mode: Literal["secure", "safe"] = Field(
-        "secure", description="What the relay does when the gate stops: secure = forced off (locked), safe = "
-                              "left switched on (released). A fire input that is active always leaves it released.")
+        "safe", description="What the relay does when the gate stops: safe = left switched on (released: "
+                            "nobody is shut in while the gate is down), secure = forced off (locked; for "
+                            "turnstiles with a mechanical free exit). A fire input that is active always "
+                            "leaves it released.")
     fire_contact: Literal["nc", "no"] = Field(
         "nc", description="The fire panel's contact (and the trouble contact): nc = normally closed, opens on "
                           "fire (a cut wire reads as fire), no = normally open, closes on fire.")

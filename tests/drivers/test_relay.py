@@ -43,7 +43,7 @@ def test_lcus_forced_off_pulse_and_close(cleanup: list[object]) -> None:
     sim = LcusSim()
     sim.start()
     cleanup.append(sim)
-    relay = LcusRelay(LcusConfig(port=sim.path))
+    relay = LcusRelay(LcusConfig(port=sim.path, fail_mode="secure"))  # the default is safe: see below
     relay.start()
     cleanup.append(relay)
     assert wait_until(lambda: sim.log.frames == [OFF])  # forced off at start
@@ -283,7 +283,8 @@ def test_relay_sim_type_and_configs(cleanup: list[object]) -> None:
         assert wait_until(lambda: relay.input_state("pass") is not None)
     finally:
         relay.close()
-    assert not relay.state
+    assert relay.state  # the default fail mode is safe: left released while the gate does not run
+    assert cfg.fail_mode == "safe" and LcusConfig(port="/dev/x").fail_mode == "safe"
     with pytest.raises(ValidationError):
         adapter.validate_python({"type": "modbus_rtu", "pass_input": 2, "door_input": 2})
     with pytest.raises(ValidationError):

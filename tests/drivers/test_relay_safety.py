@@ -196,7 +196,7 @@ def test_siren_sounds_for_its_time_capped(cleanup: list[object]) -> None:
 
 def test_hold_and_fail_modes(cleanup: list[object]) -> None:
     sim = _board(cleanup)
-    relay = _relay(cleanup, sim)
+    relay = _relay(cleanup, sim, fail_mode="secure")
     relay.hold("hold_open", True)
     assert wait_until(lambda: sim.coils[0])
     relay.pulse(100)
@@ -207,7 +207,7 @@ def test_hold_and_fail_modes(cleanup: list[object]) -> None:
     assert wait_until(lambda: sim.coils[0])
     relay.close()  # secure: a guard's hold ends with the gate
     assert not sim.coils[0]
-    safe = _relay(cleanup, sim, fail_mode="safe")
+    safe = _relay(cleanup, sim)  # the default
     assert not sim.coils[0]  # at start it is forced off (the gate runs)
     safe.close()
     assert sim.coils[0]  # safe: left released while the gate is not running
