@@ -338,6 +338,16 @@ class EventRecord:
 
 SEVERITIES: tuple[str, ...] = ("info", "warning", "high", "critical")
 
+# Every alarm kind a gate raises (docs/protocol.md §10 documents each with its details; the page
+# translates each; `[lane] siren_alarms` must name these).
+ALARM_PARTS = ("camera", "thermal", "relay", "store", "mqtt", "vision", "web", "panel")
+ALARM_KINDS: frozenset[str] = frozenset({
+    "stranger", "spoof", "blocked_person", "fever", "sensor_fault", "care_watch", "door_forced", "door_held",
+    "fire_release", "fire_release_recovered", "fire_line_fault", "fire_line_recovered", "granted_not_passed",
+    "passage_without_grant", "whitelist_rejected", "forged_message", "intake_shed", "ha_button_refused",
+    "login_lockout", "panel_offline", *(f"{p}_fault" for p in ALARM_PARTS if p not in ("thermal", "panel")),
+    *(f"{p}_recovered" for p in ALARM_PARTS)})
+
 # What tells two sources of one alarm kind apart, besides the kind, the gate and the person: these
 # detail keys (kinds not listed: none). Alarms with the same source are grouped (`AlarmRecord.group_key`).
 ALARM_SOURCE_DETAILS: dict[str, tuple[str, ...]] = {

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from edge.config.base import Section
-from edge.records import WeeklySchedule
+from edge.records import ALARM_KINDS, WeeklySchedule
 
 SIREN_ALWAYS = ("fire_release", "fire_line_fault")  # these sound the siren whatever siren_alarms says
 
@@ -35,6 +35,14 @@ class LaneConfig(Section):
     siren_alarms: tuple[str, ...] = Field(("fever", "door_forced"), description="Alarm kinds that sound the "
                                           "siren output (boards with one); fire_release and fire_line_fault "
                                           "always do. E.g. add \"stranger\" or \"passage_without_grant\".")
+    @field_validator("siren_alarms")
+    @classmethod
+    def _known_kinds(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - ALARM_KINDS)
+        if unknown:
+            raise ValueError(f"unknown alarm kind(s) {', '.join(unknown)}; known: {', '.join(sorted(ALARM_KINDS))}")
+        return value
+
     siren_s: float = Field(30.0, gt=0, le=3600, description="How long one alarm sounds the siren (a repeat "
                            "extends it; the relay's siren_max_s caps it).")
     hold_open_max_minutes: int = Field(240, ge=1, le=1440, description="Longest hold-open a guard may ask for "

@@ -8,10 +8,12 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 import edge
 from edge.cli import main as gate_main
-from edge.records import KINDS
+from edge.config.lane import LaneConfig
+from edge.records import ALARM_KINDS, KINDS
 from edge.store import Store
 from edge.web.auth import Sessions, hash_password, verify_password
 from edge.web.i18n import STRINGS, Translator, pick_language
@@ -84,6 +86,16 @@ def test_passwords_sessions_and_limiter() -> None:
     s2 = sessions.create("wang", "operator")
     sessions.check_all(lambda name: None)  # the guard is gone from the table
     assert s2.ended == "disabled" and sessions.get(s2.token) is None and sessions.checks == 1
+
+
+def test_every_alarm_kind_has_a_label_in_both_languages_and_the_siren_takes_only_those() -> None:
+    for lang, table in STRINGS.items():
+        missing = sorted(k for k in ALARM_KINDS if f"alarm.{k}" not in table)
+        assert not missing, (lang, missing)
+    assert "fire_release" in ALARM_KINDS and "panel_recovered" in ALARM_KINDS
+    LaneConfig(siren_alarms=("stranger", "fire_release"))
+    with pytest.raises(ValidationError, match=r"unknown alarm kind.*fevr"):
+        LaneConfig(siren_alarms=("fevr",))
 
 
 def test_login_limiter_backs_off_per_address_and_name() -> None:
