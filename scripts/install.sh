@@ -72,6 +72,16 @@ BIN="$PREFIX/usr/local/bin"
 systemd_running() { [ "$STAGING" = 0 ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; }
 udev_running() { [ "$STAGING" = 0 ] && command -v udevadm >/dev/null 2>&1 && [ -d /run/udev ]; }
 
+ha_purge() {  # the Home Assistant device goes with the gate (empty retained configs), if it was turned on
+  local py="$OPT/.venv/bin/python" cfg="$ETC/gate.toml"
+  [ -x "$py" ] && [ -f "$cfg" ] || return 0
+  "$py" -c 'import sys; from edge.config import load_config
+sys.exit(0 if load_config(sys.argv[1]).homeassistant.enabled else 1)' "$cfg" 2>/dev/null || return 0
+  say "removing the gate's Home Assistant device (gate ha purge)"
+  timeout 60 "$py" -m edge ha purge --config "$cfg" \
+    || say "the Home Assistant device was not removed (broker unreachable?): run gate ha purge before reinstalling"
+}
+
 uninstall() {
   if systemd_running; then
     say "stopping and disabling the services"
@@ -80,6 +90,7 @@ uninstall() {
       systemctl disable --now "$unit" >/dev/null 2>&1 || true
     done
   fi
+  if [ "$PURGE" = 1 ]; then ha_purge; fi  # while the venv and the config are still there
   say "removing units, udev rules, code and venv"
   rm -f "$UNITS/edge-gate.service" "$UNITS/edge-gate@.service" "$UNITS/edge-gate-hub.service" "$RULES/99-edge-gate.rules"
   [ -L "$BIN/gate" ] && rm -f "$BIN/gate"

@@ -113,3 +113,53 @@ def test_script_is_valid_bash_and_documents_itself() -> None:
     help_text = run("--help").stdout
     for word in ("--prefix", "--uninstall", "--purge", "/etc/edge-gate/gate.toml", "/var/lib/edge-gate"):
         assert word in help_text
+
+
+def test_purge_removes_the_home_assistant_device_from_the_broker(tmp_path: Path) -> None:
+    """`--uninstall --purge` of a gate with [homeassistant] on empties its retained discovery configs, so
+    the device disappears from Home Assistant with the gate (a real Mosquitto, the admin tools' client)."""
+    from support.wait import poll_until
+
+    from edge.admin.client import AdminClient
+    from edge.config import load_config
+    from edge.protocol.topics import Topics
+    from edge.sync.ha_discovery import HaTopics
+    from edge.tools.broker import Mosquitto
+
+    broker = Mosquitto(tmp_path / "broker")
+    broker.start()
+    try:
+        root = tmp_path / "root"
+        run("--prefix", root, "--venv-from", VENV_BIN.parent)
+        gate_toml = root / "etc/edge-gate/gate.toml"
+        gate_toml.write_text(f'[gate]\nid = "north-1"\n[mqtt]\nenabled = true\nurl = "{broker.url}"\n'
+                             '[homeassistant]\nenabled = true\n')
+        cfg = load_config(gate_toml)
+        topics = HaTopics(Topics(cfg.mqtt.topic_prefix, cfg.gate.community, cfg.gate.id),
+                          cfg.homeassistant.discovery_prefix).config_topics()
+        admin = AdminClient(broker.url)
+        for topic in topics:  # what a running gate left retained
+            admin.publish(topic, b'{"name": "left by the gate"}', retain=True)
+        admin.close()
+
+        sentinel = f"{cfg.homeassistant.discovery_prefix}/sensor/zz-sentinel/end/config"
+
+        def retained() -> list[str]:
+            """What Home Assistant finds retained: the broker sends one subscription's retained messages
+            together, so the test's own retained sentinel marks the end (no waiting on a clock)."""
+            probe = AdminClient(broker.url)
+            try:
+                probe.publish(sentinel, b"{}", retain=True)
+                probe.subscribe([f"{cfg.homeassistant.discovery_prefix}/#"])
+                assert poll_until(lambda: any(t == sentinel for t, _ in probe.messages), 30)
+                return [t for t, p in probe.messages if p and t != sentinel]
+            finally:
+                probe.close()
+
+        assert sorted(retained()) == sorted(topics)
+        proc = run("--prefix", root, "--uninstall", "--purge")
+        assert "Home Assistant device" in proc.stderr + proc.stdout
+        assert retained() == []  # every config emptied: the device is gone from Home Assistant
+        assert not (root / "etc/edge-gate").exists()
+    finally:
+        broker.stop()
