@@ -3,13 +3,18 @@
 One line drives the relay (optionally active-low, as on most relay HATs); optional input lines carry
 the turnstile's PASS output, a door sensor, the fire panel's contact and its trouble contact (the
 supervision: a cut line reads as trouble, and trouble is fire) and the exit button; an optional output
-line drives the siren relay. Lines are requested once and released at close. The fire and trouble lines
-are requested with the polarity that makes the kernel's logical value "fire" (`fire_contact`: an NC
-contact that opens reads active), so their edges and values need no converting.
+line drives the siren relay. The fire and trouble lines are requested with the polarity that makes the
+kernel's logical value "fire" (`fire_contact`: an NC contact that opens reads active), so their edges and
+values need no converting.
 
-What is decided here, apart from the gpiod calls (and tested without a chip): `line_settings` (the
-relay line is requested with its output already inactive, so an active-low relay does not click on at
-start; active-low is the kernel's line flag, so values and edges are logical) and `input_events` (the
+The lines are requested in two requests, in the order `request_plan` gives (pure, tested without a chip):
+the input lines first, read at once, then the outputs, the relay line with its initial value already ON
+when the fire (or trouble) input reads active and OFF otherwise (active-low is the kernel's line flag, so
+values and edges are logical and an active-low relay does not click on), so a restart during a fire never
+drives the relay off, not even for a moment. At close with the relay left on (`fail_mode = "safe"`, or a
+fire holds it) the output lines are not released: they stay driven on until the process exits, when the
+kernel releases them and a released line's state is the chip's (README, "Life safety"); a relay opened
+again on the same chip in this process takes that request over. Also decided here: `input_events` (the
 kernel's timestamped edges on the input lines become InputEvents, so a PASS pulse shorter than the
 poll period is still seen). The pulse timing is BaseRelay's (drivers.relay.worker, `PulsePlan`); a GPIO write is a local
 ioctl, so pulse() switches on in the caller.
@@ -20,7 +25,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Generator, Iterable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -73,20 +79,17 @@ class GpioConfig(RelayConfigBase):
         return {name: off for name, off in wired if off is not None}
 
 
-def line_settings(cfg: GpioConfig, edges: bool = True) -> dict[int, gpiod.LineSettings]:
-    """The gpiod request for `cfg`: the relay line as an output that starts inactive (relay off), the
-    input lines with both edges detected (unless `edges` is off: a chip without interrupts, whose inputs
-    are only polled) and timestamped on CLOCK_MONOTONIC (time.monotonic()'s clock)."""
+def input_settings(cfg: GpioConfig, edges: bool = True) -> dict[int, gpiod.LineSettings]:
+    """The gpiod request of the input lines: both edges detected (unless `edges` is off: a chip without
+    interrupts, whose inputs are only polled) and timestamped on CLOCK_MONOTONIC (time.monotonic()'s
+    clock); the fire and trouble lines with the polarity that makes fire the logical ACTIVE."""
     import gpiod
-    from gpiod.line import Bias, Clock, Direction, Edge, Value
+    from gpiod.line import Bias, Clock, Direction, Edge
 
     bias = {"pull_up": Bias.PULL_UP, "pull_down": Bias.PULL_DOWN, "disabled": Bias.DISABLED,
             "as_is": Bias.AS_IS}[cfg.bias]
-    settings = {cfg.line: gpiod.LineSettings(direction=Direction.OUTPUT, active_low=cfg.active_low,
-                                             output_value=Value.INACTIVE)}
-    if cfg.siren_line is not None:
-        settings[cfg.siren_line] = gpiod.LineSettings(direction=Direction.OUTPUT, output_value=Value.INACTIVE)
     nc = cfg.fire_contact == "nc"
+    settings = {}
     for name, offset in cfg.inputs().items():
         # logical ACTIVE = contact closed; for an NC fire (or trouble) contact the opposite: fire
         flip = nc and name in ("fire", "fire_trouble")
@@ -95,6 +98,55 @@ def line_settings(cfg: GpioConfig, edges: bool = True) -> dict[int, gpiod.LineSe
             bias=bias, active_low=cfg.inputs_active_low != flip,
             debounce_period=timedelta(milliseconds=cfg.debounce_ms), event_clock=Clock.MONOTONIC)
     return settings
+
+
+def output_settings(cfg: GpioConfig, relay_on: bool) -> dict[int, gpiod.LineSettings]:
+    """The gpiod request of the output lines: the relay line driven `relay_on` from the moment it is
+    requested (active-low is the kernel's line flag, so the value is logical: an active-low relay does
+    not click on when requested off), the siren line off."""
+    import gpiod
+    from gpiod.line import Direction, Value
+
+    settings = {cfg.line: gpiod.LineSettings(direction=Direction.OUTPUT, active_low=cfg.active_low,
+                                             output_value=Value.ACTIVE if relay_on else Value.INACTIVE)}
+    if cfg.siren_line is not None:
+        settings[cfg.siren_line] = gpiod.LineSettings(direction=Direction.OUTPUT, output_value=Value.INACTIVE)
+    return settings
+
+
+def request_plan(cfg: GpioConfig, edges: bool = True,
+                 relay_on: bool = False) -> Generator[dict[int, gpiod.LineSettings], Mapping[str, bool], None]:
+    """The lines to request, in order. First it yields the input lines' settings; the caller requests them,
+    reads them and sends their values back (by input name, as `_read_inputs` returns them); only then it
+    yields the output lines' settings, the relay's initial value ON if the fire or trouble input reads
+    active (a restart during a fire: the relay is never driven off first) or `relay_on` (a reopen keeps the
+    state the relay had), else OFF."""
+    values = yield input_settings(cfg, edges)
+    fire = bool(values.get("fire") or values.get("fire_trouble"))
+    yield output_settings(cfg, relay_on or fire)
+
+
+def _request_config(settings: Mapping[int, gpiod.LineSettings]) -> dict[Iterable[int | str] | int | str,
+                                                                        gpiod.LineSettings | None]:
+    return dict(settings.items())
+
+
+# output requests kept at close with the relay on (fail_mode safe, or a fire), by chip and relay line: the lines
+# stay driven until the process exits, and a relay opened again on them in this process takes the request over
+_kept: dict[tuple[str, int], Any] = {}
+_kept_lock = threading.Lock()
+
+
+def _take_kept(chip: str, line: int, offsets: Iterable[int]) -> Any:
+    """The output request kept for relay `line` on `chip` if it holds exactly `offsets`, else None (one
+    holding other lines is released, so they can be requested)."""
+    with _kept_lock:
+        request = _kept.pop((chip, line), None)
+    if request is not None and sorted(request.offsets) != sorted(offsets):
+        with contextlib.suppress(Exception):
+            request.release()
+        return None
+    return request
 
 
 def input_events(edges: Iterable[gpiod.EdgeEvent], names: Mapping[int, str]) -> list[InputEvent]:
@@ -118,7 +170,8 @@ class GpioRelay(BaseRelay):
     def __init__(self, cfg: GpioConfig) -> None:
         super().__init__(cfg)
         self.cfg = cfg
-        self._request: Any = None
+        self._inputs_request: Any = None  # the input lines (None when there are none)
+        self._outputs_request: Any = None  # the relay and siren lines; None: not open
         self._input_lines = cfg.inputs()
         self._input_names = {off: name for name, off in self._input_lines.items()}
         self.input_names = tuple(self._input_lines)
@@ -134,55 +187,95 @@ class GpioRelay(BaseRelay):
                              f"`ls /dev/gpiochip*` lists the chips)")
         if not gpiod.is_gpiochip_device(chip):
             raise RelayError(f"gpio: {chip} is not a GPIO character device")
-        settings = line_settings(self.cfg, edges=self._edges)
-        config: dict[Iterable[int | str] | int | str, gpiod.LineSettings | None] = dict(settings.items())
+        plan = request_plan(self.cfg, edges=self._edges, relay_on=self._state)
+        inputs = next(plan)
+        values: dict[str, bool] = {}
+        if inputs:
+            try:
+                self._inputs_request = gpiod.request_lines(chip, consumer=self.cfg.consumer,
+                                                           config=_request_config(inputs))
+            except OSError as exc:
+                if not self._edges:
+                    raise RelayError(f"gpio: cannot request lines {sorted(inputs)} on {chip}: {exc}") from exc
+                log.warning("gpio: requesting %s lines %s with edge detection failed (%s); trying without "
+                            "(the inputs are then only polled, every %g s)", chip, sorted(inputs), exc,
+                            self.cfg.input_poll_s)
+                self._edges = False  # e.g. an I2C expander without its interrupt wired
+                self._open()
+                return
+            try:
+                values = self._input_values()  # the fire input, before the relay line is requested
+            except Exception as exc:
+                self._close_port()
+                raise RelayError(f"gpio: cannot read lines {sorted(inputs)} on {chip}: {exc}") from exc
+        outputs = plan.send(values)
+        request = _take_kept(chip, self.cfg.line, outputs)
         try:
-            self._request = gpiod.request_lines(chip, consumer=self.cfg.consumer, config=config)
-            return
-        except OSError as exc:
-            if not (self._edges and self._input_lines):
-                raise RelayError(f"gpio: cannot request lines {sorted(settings)} on {chip}: {exc}") from exc
-            log.warning("gpio: requesting %s lines %s with edge detection failed (%s); trying without "
-                        "(the inputs are then only polled, every %g s)", chip, sorted(self._input_lines.values()),
-                        exc, self.cfg.input_poll_s)
-        self._edges = False  # e.g. an I2C expander without its interrupt wired
-        self._open()
+            if request is not None:  # still driven since a close in this process: no release in between
+                request.set_values({off: s.output_value for off, s in outputs.items()})
+            else:
+                request = gpiod.request_lines(chip, consumer=self.cfg.consumer, config=_request_config(outputs))
+        except Exception as exc:
+            if request is not None:
+                with contextlib.suppress(Exception):
+                    request.release()
+            self._close_port()
+            raise RelayError(f"gpio: cannot request lines {sorted(outputs)} on {chip}: {exc}") from exc
+        self._outputs_request = request
 
     def _close_port(self) -> None:
-        request, self._request = self._request, None
-        if request is not None:
-            with contextlib.suppress(Exception):  # already released or chip gone: nothing left to free
-                request.release()
+        self._release(keep_on=False)
+
+    def _release(self, keep_on: bool) -> None:
+        """Release the lines; with `keep_on` (at close, the relay left on) the output lines stay requested
+        and driven until the process exits: the kernel then releases them (README, Life safety)."""
+        requests = (self._inputs_request, self._outputs_request)
+        self._inputs_request = self._outputs_request = None
+        inputs, outputs = requests
+        if keep_on and outputs is not None:
+            with _kept_lock:
+                _kept[(self.cfg.chip, self.cfg.line)] = outputs
+            log.info("gpio: relay line %d on %s stays driven on until the process exits", self.cfg.line,
+                     self.cfg.chip)
+            requests = (inputs, None)
+        for request in requests:
+            if request is not None:
+                with contextlib.suppress(Exception):  # already released or chip gone: nothing left to free
+                    request.release()
 
     def _write(self, on: bool) -> None:
         from gpiod.line import Value
 
-        if self._request is None:
+        if self._outputs_request is None:
             self._open()
-        self._request.set_value(self.cfg.line, Value.ACTIVE if on else Value.INACTIVE)
+        self._outputs_request.set_value(self.cfg.line, Value.ACTIVE if on else Value.INACTIVE)
 
     def _write_siren(self, on: bool) -> None:
         from gpiod.line import Value
 
-        if self._request is None:
+        if self._outputs_request is None:
             self._open()
-        self._request.set_value(self.cfg.siren_line, Value.ACTIVE if on else Value.INACTIVE)
+        self._outputs_request.set_value(self.cfg.siren_line, Value.ACTIVE if on else Value.INACTIVE)
 
     def _read_input_edges(self) -> list[InputEvent]:
-        if self._request is None:
+        if self._outputs_request is None:
             self._open()
         if not (self._edges and self._input_lines):
             return []
         edges: list[gpiod.EdgeEvent] = []
-        while self._request.wait_edge_events(0):
-            edges += self._request.read_edge_events()
+        while self._inputs_request.wait_edge_events(0):
+            edges += self._inputs_request.read_edge_events()
         return input_events(edges, self._input_names)
 
     def _read_inputs(self) -> dict[str, bool]:
+        if self._outputs_request is None:
+            self._open()
+        return self._input_values()
+
+    def _input_values(self) -> dict[str, bool]:
         from gpiod.line import Value
 
-        if self._request is None:
-            self._open()
-        offsets = list(self._input_lines.values())
-        values = self._request.get_values(offsets) if offsets else []
+        if not self._input_lines:
+            return {}
+        values = self._inputs_request.get_values(list(self._input_lines.values()))
         return {name: value == Value.ACTIVE for name, value in zip(self._input_lines, values, strict=True)}

@@ -79,6 +79,11 @@ class BaseRelay:
     def _close_port(self) -> None:
         raise NotImplementedError
 
+    def _release(self, keep_on: bool) -> None:
+        """Release the device at close; `keep_on`: the relay is left on (fail_mode safe, or a fire), and a
+        driver whose outputs fall back when released may keep them driven (GPIO)."""
+        self._close_port()
+
     def _write(self, on: bool) -> None:
         raise NotImplementedError
 
@@ -246,7 +251,7 @@ class BaseRelay:
             with contextlib.suppress(OSError):  # logged and counted
                 self._siren_write(False)
         with self._io:
-            self._close_port()
+            self._release(keep_on=self._state and (safe or bool(self._holds)))
         self._started = False
         atexit.unregister(self._atexit)
 

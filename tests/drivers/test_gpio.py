@@ -4,7 +4,8 @@ sees without a GPIO chip.
 No chip is faked. This sandbox has none and cannot make one: its kernel is built without GPIOLIB and
 CONFIGFS_FS and booted with `nomodule`, so neither gpio-sim (configfs) nor gpio-mockup exists. What is
 tested here is everything the driver decides itself, with the real gpiod objects: the line settings
-(active-low, the relay off from the moment it is requested, edge detection, debounce, clock), the
+(active-low, the relay off from the moment it is requested, edge detection, debounce, clock) and
+the order they are requested in (the inputs first, the relay's initial value from the fire input), the
 conversion of the kernel's edge events, and the merging of edges and polled states into input events.
 The pulse timing is BaseRelay's PulsePlan (tests/drivers/test_relay.py). Still untested here: the
 gpiod calls themselves (request_lines, set_value, get_values, read_edge_events) against a chip.
@@ -24,7 +25,7 @@ from gpiod.line_settings import _line_settings_to_ext
 from pydantic import TypeAdapter, ValidationError
 
 from drivers.relay import GpioConfig, RelayConfig, RelayError, make_relay
-from drivers.relay.gpio import GpioRelay, input_events, line_settings
+from drivers.relay.gpio import GpioRelay, input_events, input_settings, output_settings, request_plan
 from drivers.relay.protocol import InputEvent, input_changes
 
 RISING = gpiod.EdgeEvent.Type.RISING_EDGE.value
@@ -55,7 +56,7 @@ def test_inputs_named_from_config() -> None:
 
 @pytest.mark.parametrize("active_low", [False, True])
 def test_relay_line_is_requested_off(active_low: bool) -> None:
-    settings = line_settings(GpioConfig(line=17, active_low=active_low))
+    settings = output_settings(GpioConfig(line=17, active_low=active_low), relay_on=False)
     assert list(settings) == [17]
     relay = settings[17]
     assert relay.direction is Direction.OUTPUT
@@ -63,22 +64,61 @@ def test_relay_line_is_requested_off(active_low: bool) -> None:
     assert relay.active_low is active_low and relay.output_value is Value.INACTIVE
     assert relay.edge_detection is Edge.NONE
     _line_settings_to_ext(relay)  # gpiod's own conversion to the kernel request accepts it
+    assert output_settings(GpioConfig(line=17, active_low=active_low), relay_on=True)[17].output_value \
+        is Value.ACTIVE
 
 
 def test_input_lines_detect_both_edges_on_the_monotonic_clock() -> None:
     cfg = GpioConfig(line=17, pass_line=27, door_line=22, inputs_active_low=True, bias="pull_up", debounce_ms=25)
-    settings = line_settings(cfg)
-    assert sorted(settings) == [17, 22, 27]
+    settings = input_settings(cfg)
+    assert sorted(settings) == [22, 27]
     for offset in (27, 22):
         s = settings[offset]
         assert s.direction is Direction.INPUT and s.edge_detection is Edge.BOTH
         assert s.active_low and s.bias is Bias.PULL_UP and s.event_clock is Clock.MONOTONIC
         assert s.debounce_period == timedelta(milliseconds=25)
         _line_settings_to_ext(s)
-    high = line_settings(GpioConfig(line=1, pass_line=2, inputs_active_low=False, bias="pull_down"))[2]
+    high = input_settings(GpioConfig(line=1, pass_line=2, inputs_active_low=False, bias="pull_down"))[2]
     assert not high.active_low and high.bias is Bias.PULL_DOWN
-    polled = line_settings(cfg, edges=False)  # a chip without interrupts
+    polled = input_settings(cfg, edges=False)  # a chip without interrupts
     assert polled[27].edge_detection is Edge.NONE and polled[27].active_low
+
+
+FIRE_WIRED = {"line": 17, "active_low": True, "pass_line": 27, "fire_line": 5, "fire_trouble_line": 6,
+              "exit_line": 13, "siren_line": 19}
+
+
+@pytest.mark.parametrize(("reading", "relay_on", "expected"), [
+    ({"pass": False, "fire": False, "fire_trouble": False, "exit": False}, False, Value.INACTIVE),
+    ({"pass": False, "fire": True, "fire_trouble": False, "exit": False}, False, Value.ACTIVE),  # fire
+    ({"pass": False, "fire": False, "fire_trouble": True, "exit": False}, False, Value.ACTIVE),  # cut line
+    ({"pass": True, "fire": False, "fire_trouble": False, "exit": True}, False, Value.INACTIVE),
+    ({"pass": False, "fire": False, "fire_trouble": False, "exit": False}, True, Value.ACTIVE),  # a reopen
+])
+def test_request_plan_reads_the_fire_input_before_the_relay_line_is_requested(
+        reading: dict[str, bool], relay_on: bool, expected: Value) -> None:
+    """A restart during a fire: the inputs come first, and the relay line is requested already on."""
+    cfg = GpioConfig.model_validate(FIRE_WIRED)
+    plan = request_plan(cfg, relay_on=relay_on)
+    first = next(plan)  # the input lines only: no output is requested before the fire input is read
+    assert sorted(first) == [5, 6, 13, 27]
+    assert all(s.direction is Direction.INPUT for s in first.values())
+    assert first[5].active_low is False  # the NC fire contact reads fire as ACTIVE
+    outputs = plan.send(reading)
+    assert sorted(outputs) == [17, 19]
+    relay, siren = outputs[17], outputs[19]
+    assert relay.direction is Direction.OUTPUT and relay.active_low and relay.output_value is expected
+    assert siren.direction is Direction.OUTPUT and siren.output_value is Value.INACTIVE
+    for s in (*first.values(), relay, siren):
+        _line_settings_to_ext(s)  # gpiod's own conversion to the kernel request accepts them
+    with pytest.raises(StopIteration):  # two requests, nothing after
+        next(plan)
+
+
+def test_request_plan_without_inputs_requests_the_relay_off() -> None:
+    plan = request_plan(GpioConfig(line=17))
+    assert next(plan) == {}
+    assert plan.send({})[17].output_value is Value.INACTIVE
 
 
 def test_kernel_edges_become_input_events_in_order() -> None:

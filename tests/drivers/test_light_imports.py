@@ -29,9 +29,9 @@ def test_the_hardware_packages_load_where_a_device_is_set_up() -> None:
     """The imports moved, they did not vanish: setting up GPIO lines loads gpiod, opening a Modbus board
     loads minimalmodbus (before the port itself fails to open here)."""
     code = ("import sys\n"
-            "from drivers.relay.gpio import GpioConfig, line_settings\n"
+            "from drivers.relay.gpio import GpioConfig, output_settings\n"
             "from drivers.relay.modbus_rtu import ModbusRtuConfig, ModbusRtuRelay\n"
-            "line_settings(GpioConfig())\n"
+            "output_settings(GpioConfig(), relay_on=False)\n"
             "try:\n    ModbusRtuRelay(ModbusRtuConfig(port='/nonexistent/tty'))._open()\n"
             "except OSError:\n    pass\n"
             "print('gpiod' in sys.modules, 'minimalmodbus' in sys.modules)")

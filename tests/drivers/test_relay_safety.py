@@ -17,7 +17,7 @@ from support.wait import poll_until as wait_until
 from drivers.emulators.relay import LcusSim, ModbusSim, RelayTiming
 from drivers.relay import GpioConfig, LcusConfig, ModbusRtuConfig
 from drivers.relay.fire import FireWatch
-from drivers.relay.gpio import line_settings
+from drivers.relay.gpio import input_settings, output_settings
 from drivers.relay.lcus import LcusRelay, lcus_frame
 from drivers.relay.modbus_rtu import ModbusRtuRelay, fire_state
 from drivers.relay.protocol import InputEvent
@@ -216,6 +216,23 @@ def test_hold_and_fail_modes(cleanup: list[object]) -> None:
     assert sim.coils[0]  # safe: left released while the gate is not running
 
 
+@pytest.mark.parametrize(("fail_mode", "fire", "keep_on"), [("safe", False, True), ("secure", False, False),
+                                                            ("secure", True, True), ("safe", True, True)])
+def test_close_tells_the_driver_whether_the_relay_is_left_on(cleanup: list[object], monkeypatch: pytest.MonkeyPatch,
+                                                              fail_mode: str, fire: bool, keep_on: bool) -> None:
+    """What a driver hears at close (GPIO keeps its output line driven with keep_on: drivers.relay.gpio):
+    the relay is left on in the safe fail mode and while a fire holds it, not in the secure mode."""
+    sim = _board(cleanup)
+    sim.set_fire(fire)
+    relay = _relay(cleanup, sim, fail_mode=fail_mode)
+    assert relay.holds == ({"fire"} if fire else frozenset())
+    seen: list[bool] = []
+    release = relay._release
+    monkeypatch.setattr(relay, "_release", lambda keep_on: (seen.append(keep_on), release(keep_on))[1])
+    relay.close()
+    assert seen == [keep_on] and sim.coils[0] is keep_on and relay.state is keep_on
+
+
 def test_lcus_siren_channel(cleanup: list[object]) -> None:
     sim = LcusSim(channels=2)
     sim.start()
@@ -268,7 +285,7 @@ def test_gpio_fire_lines_read_fire_as_active(contact: str, active_low: bool) -> 
     cfg = GpioConfig.model_validate({"line": 17, "pass_line": 27, "fire_line": 5, "fire_trouble_line": 6,
                                      "exit_line": 13, "siren_line": 19, "inputs_active_low": True,
                                      "fire_contact": contact})
-    settings = line_settings(cfg)
+    settings = {**input_settings(cfg), **output_settings(cfg, relay_on=False)}
     assert sorted(settings) == [5, 6, 13, 17, 19, 27]
     # contact to ground with the pull-up: closed = low. NC: the line goes high on fire -> active-high
     assert settings[5].active_low is active_low and settings[6].active_low is active_low
