@@ -31,7 +31,7 @@ from edge.enroll import store_path
 from edge.heap import release_free_heap
 from edge.lane import Lane, Outcome, Whitelist
 from edge.panel_link import attach_panel
-from edge.peer_passages import PeerPassages
+from edge.peer_passages import PeerPassages, reload_passages
 from edge.policy import manual_open_decision
 from edge.safety import LaneSafety
 from edge.store import AlarmRecord, EventRecord, Store
@@ -76,7 +76,7 @@ class Gate:
                          self._outcome, gate_id=cfg.gate.id)
         self.panel = attach_panel(cfg.panel, self.lane, self.relay, cfg.lane.relay_pulse_ms)  # panel mode
         self.safety = LaneSafety.attach(self, self._publish)  # fire alarms, exit button, siren, hold-open
-        self._reload_passages()
+        reload_passages(self.lane, self.store, self.policy.anti_passback_s)  # anti-passback survives a restart
         release_free_heap()  # what loading the models and the whitelist freed goes back to the OS
         self.applier: WhitelistApplier | None = None
         self.peers = PeerPassages(self.lane, self.store, self.writer.submit_kept, cfg.gate.id,
@@ -142,15 +142,6 @@ class Gate:
         self.lane.swap_whitelist(Whitelist.load(self.store, self.engine.model_id))
         release_free_heap()  # the old whitelist and the load's temporaries
         log.info("whitelist version %s applied: %d persons", version, len(self.lane.whitelist.persons))
-
-    def _reload_passages(self) -> None:
-        """The recent passages at any gate, from the store: a restart must not forget anti-passback."""
-        since = datetime.now(UTC) - timedelta(seconds=max(self.policy.anti_passback_s, 1.0))
-        passages = self.store.recent_passages(None, since)
-        for p in passages:
-            self.lane.note_passage(p)
-        if passages:
-            log.info("%d recent passages reloaded for anti-passback", len(passages))
 
     # -- what the guard page and other observers see -----------------------------------------------
     def subscribe(self, fn: Callable[[str, dict[str, object]], None]) -> Callable[[], None]:
@@ -232,6 +223,7 @@ class Gate:
                           "need_snapshot": applier is not None and applier.ask.needed,
                           "member_gates": len(applier.members) if applier is not None else 0},
             "health": {k: {"ok": v.ok, "detail": v.detail} for k, v in self.health.items()},
+            "panel": self.panel.snapshot() if self.panel.active else None,  # not in the MQTT state (closed schema)
             "mqtt": None if self.sync is None else self.sync.health(),
         }
 

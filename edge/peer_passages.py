@@ -57,3 +57,14 @@ class PeerPassages:
             self.submit(self.store.record_peer_passage, passage)
             return 1
         return 0
+
+
+def reload_passages(lane: Lane, store: Store, anti_passback_s: float) -> None:
+    """The recent passages at any gate, from the store, into the lane at start: a restart must not forget
+    anti-passback."""
+    since = datetime.now(UTC) - timedelta(seconds=max(anti_passback_s, 1.0))
+    passages = store.recent_passages(None, since)
+    for p in passages:
+        lane.note_passage(p)
+    if passages:
+        log.info("%d recent passages reloaded for anti-passback", len(passages))

@@ -179,8 +179,8 @@ class MqttSync:
                 doc.update(self._state_fn())
             except Exception:  # a broken health source must not stop the sync: the sync part still goes
                 log.exception("state callback failed")
-        for key in ("gate_id", "mqtt"):  # the gate's names for `gate` and `sync`
-            doc.pop(key, None)
+        for key in ("gate_id", "mqtt", "panel"):  # the gate's names for `gate` and `sync`; the access panel's
+            doc.pop(key, None)  # counters are the page's and /metrics' (edge-gate/state/2 has no `panel`)
         doc.update({"schema": STATE_SCHEMA, "gate": self.gate_id, "community": self.topics.community,
                     "ts": ts_text(datetime.now(UTC)), "software_version": __version__, "sync": self.health()})
         doc = json.loads(json.dumps(doc, default=str))

@@ -51,6 +51,14 @@ class _HealthCollector(Collector):
                           ("intake_shed", "Incoming MQTT messages shed under a flood"),
                           ("pushes", "Whitelist pushes handled")):
             yield CounterMetricFamily(f"edge_gate_mqtt_{key}", text, value=float(sync.get(key) or 0))
+        panel = h.get("panel")
+        if isinstance(panel, dict):  # panel mode: what the access-panel link counted (PanelLink.snapshot)
+            for key, text in (("malformed_frames", "Malformed frames heard on the access panel's bus (OSDP)"),
+                              ("cards_sent", "Cards sent to the access panel"),
+                              ("send_failures", "Cards the access panel could not be sent"),
+                              ("fallbacks", "Grants while the access panel was offline or refused the card"),
+                              ("no_card", "Grants of persons without a card (the panel not told)")):
+                yield CounterMetricFamily(f"edge_gate_panel_{key}", text, value=float(panel.get(key) or 0))
 
 
 class GateMetrics:

@@ -106,8 +106,12 @@ def health_view(h: Mapping[str, Any], has_sync: bool, sync_ok: bool | None, t: T
     else:
         parts["mqtt"] = {"ok": sync_ok, "text": t("health.ok") if sync_ok else t("health.fault")}
     panel = (h.get("health") or {}).get("panel")
-    if panel is not None:  # panel mode: the access panel's link and what it shows on this reader (LED, buzzer)
-        parts["panel"] = {"ok": bool(panel.get("ok")), "text": str(panel.get("detail") or "")}
+    if panel is not None:  # panel mode: the access panel's link, what it shows on this reader (LED, buzzer) and
+        text = str(panel.get("detail") or "")  # the malformed frames heard on its bus (PanelLink.snapshot)
+        malformed = (h.get("panel") or {}).get("malformed_frames")
+        if isinstance(malformed, int) and not isinstance(malformed, bool):
+            text = "; ".join(x for x in (text, t("health.panel_malformed", count=malformed)) if x)
+        parts["panel"] = {"ok": bool(panel.get("ok")), "text": text}
     for name in parts:
         parts[name]["name"] = t(f"part.{name}")
     wl = h.get("whitelist") or {}

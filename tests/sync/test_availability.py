@@ -32,7 +32,8 @@ def test_state_then_online_retained_then_stopped(broker: Mosquitto, store: Store
     def state() -> dict[str, Any]:
         calls.append(time.monotonic())
         return {"uptime_s": 12.5, "whitelist": {"version": 7, "persons": 1, "templates": 1, "model": "m",
-                                                "need_snapshot": False, "member_gates": 0}}
+                                                "need_snapshot": False, "member_gates": 0},
+                "panel": {"type": "osdp", "malformed_frames": 3}}  # the page's, not the state's: left out
 
     cfg = MqttConfig(enabled=True, url=broker.url, state_interval_s=1, reconnect_min_s=0.1)
     sync = MqttSync(cfg, store, gate_id=GATE, community=COMMUNITY, state=state, key=GATE_KEY)

@@ -1,6 +1,6 @@
 """The guards' status page in panel mode: the access panel is a health row (its link's state, the LED colour
-and buzzer the panel shows on this reader, as PanelLink.supervise words them), in both languages; a gate
-without a panel has no such row."""
+and buzzer the panel shows on this reader, as PanelLink.supervise words them, and the malformed frames
+counted on its bus), in both languages; a gate without a panel has no such row."""
 
 from __future__ import annotations
 
@@ -23,6 +23,14 @@ def test_the_panel_row_shows_the_link_and_the_readers_led() -> None:
                                    "buzzer off"}), False, None, Translator("zh-CN"))
     row = {p["key"]: p for p in offline["parts"]}["panel"]
     assert row["ok"] is False and row["name"] == "门禁控制器" and "not polled" in row["text"]
+
+
+def test_the_panel_row_counts_malformed_frames() -> None:
+    health = _health({"ok": True, "detail": "ok; led off, buzzer off"}) | {"panel": {"malformed_frames": 5}}
+    en = {p["key"]: p for p in health_view(health, False, None, Translator("en"))["parts"]}["panel"]
+    assert en["text"] == "ok; led off, buzzer off; 5 malformed frames"
+    zh = {p["key"]: p for p in health_view(health, False, None, Translator("zh-CN"))["parts"]}["panel"]
+    assert zh["text"] == "ok; led off, buzzer off; 5 个错误帧"
 
 
 def test_no_panel_no_row() -> None:
