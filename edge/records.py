@@ -350,6 +350,11 @@ ALARM_KINDS: frozenset[str] = frozenset({
 
 # What tells two sources of one alarm kind apart, besides the kind, the gate and the person: these
 # detail keys (kinds not listed: none). Alarms with the same source are grouped (`AlarmRecord.group_key`).
+# Kinds raised by what others send (pushes, peer messages, logins, button presses): a flood of them is
+# an attack on the alarm path itself, so their repeats wait for the group window even when high.
+ALARM_FLOOD_KINDS = frozenset({"whitelist_rejected", "forged_message", "intake_shed", "login_lockout",
+                               "ha_button_refused"})
+
 ALARM_SOURCE_DETAILS: dict[str, tuple[str, ...]] = {
     "whitelist_rejected": ("topic", "code"),  # where the refused push came in, and why (each code its severity)
     "forged_message": ("gate_id",),  # the gate the refused peer event named

@@ -26,7 +26,7 @@ import sqlite3
 from datetime import datetime, timedelta
 
 from edge.protocol.payloads import ALARM_SCHEMA
-from edge.records import SEVERITIES, AlarmRecord, dumps, parse_ts, ts_text
+from edge.records import ALARM_FLOOD_KINDS, SEVERITIES, AlarmRecord, dumps, parse_ts, ts_text
 from edge.store.db import Database, now_utc, page_bounds
 from edge.store.rows import alarm_from_row
 
@@ -84,9 +84,11 @@ class AlarmTables(Database):
                             person_id=group.person_id, count=group.count + a.count,
                             last_seen=max(group.seen, a.seen))
         published_at = parse_ts(row["published_at"]) if row["published_at"] else group.ts
-        # a high or critical repeat (another fever, a forced door) or one that raises the group's severity
-        # goes out at once: the server must not learn of it a window late
-        urgent = a.severity in ("high", "critical") or severity != group.severity
+        # a high or critical repeat of an incident at the gate (another fever, a forced door) or one that
+        # raises the group's severity goes out at once: the server must not learn of it a window late;
+        # repeats of kinds others can flood (a storm of forged pushes) wait for the window
+        urgent = severity != group.severity or (a.severity in ("high", "critical")
+                                                and a.kind not in ALARM_FLOOD_KINDS)
         due = urgent or a.ts - published_at >= self.alarm_window
         conn.execute("UPDATE alarms SET ts = ?, severity = ?, message = ?, details = ?, count = ?, last_seen = ? "
                      "WHERE id = ?", (ts_text(grown.ts), grown.severity, grown.message, dumps(grown.details),

@@ -31,9 +31,9 @@ def store(tmp_path: Path) -> Store:
 
 
 def rejected(i: int, *, topic: str = "edge-gate/c/whitelist/delta", code: str = "malformed_json",
-             ts: datetime | None = None, count: int = 1) -> AlarmRecord:
+             ts: datetime | None = None, count: int = 1, severity: str = "warning") -> AlarmRecord:
     return AlarmRecord(ts=ts or T0 + timedelta(milliseconds=500 * i), kind="whitelist_rejected",
-                       severity="warning", message=f"whitelist push rejected ({code}) #{i}", gate_id="north-1",
+                       severity=severity, message=f"whitelist push rejected ({code}) #{i}", gate_id="north-1",
                        count=count, details={"code": code, "topic": topic, "version": i, "rejected_since_last": 1})
 
 
@@ -208,3 +208,9 @@ def test_a_high_severity_repeat_goes_out_at_once(store: Store) -> None:
     store.record_alarm(worse)
     (raised,) = alarm_rows(store)
     assert raised["severity"] == "critical" and raised["count"] == 2
+
+
+def test_a_flood_of_high_severity_forged_pushes_still_waits_for_the_window(store: Store) -> None:
+    for i in range(200):  # bad signatures are high, but anyone can send them: grouped as before
+        store.record_alarm(rejected(i, code="bad_signature", severity="high"))
+    assert len(alarm_rows(store)) == 1  # the first only
