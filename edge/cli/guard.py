@@ -24,9 +24,19 @@ def _store(args: argparse.Namespace) -> Any:
 def _read_password(args: argparse.Namespace) -> str | None:
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
+    elif not sys.stdin.isatty():  # getpass would fall back to reading (and echoing) a pipe, or hit EOF
+        print(f"no terminal to type the password on: type it at a terminal, or pipe it in with "
+              f"--password-stdin (e.g. printf '%s\\n' \"$PW\" | gate guard add {args.name} --password-stdin)",
+              file=sys.stderr)
+        return None
     else:
-        password = getpass.getpass(f"password for {args.name}: ")
-        if getpass.getpass("again: ") != password:
+        try:
+            password = getpass.getpass(f"password for {args.name}: ")
+            again = getpass.getpass("again: ")
+        except (EOFError, KeyboardInterrupt):
+            print("\nno password given: the guard was not added", file=sys.stderr)
+            return None
+        if again != password:
             print("the passwords differ", file=sys.stderr)
             return None
     from edge.web.auth import MIN_PASSWORD_LENGTH
