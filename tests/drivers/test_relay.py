@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 
 import pytest
 from pydantic import TypeAdapter, ValidationError
@@ -15,7 +14,6 @@ from drivers.relay.lcus import LcusRelay, lcus_frame
 from drivers.relay.modbus_rtu import ModbusRtuRelay
 from drivers.relay.protocol import InputEvent
 from drivers.relay.pulse import PulsePlan
-from drivers.relay.worker import BaseRelay
 
 ON = bytes.fromhex("A00101A2")
 OFF = bytes.fromhex("A00100A1")
@@ -23,15 +21,6 @@ FAST = RelayTiming(pass_delay_s=0.05, pass_width_s=0.08, door_hold_s=0.05, tailg
                    unplug_after_s=0.3, unplug_for_s=0.3, corrupt_every=3)
 
 
-@pytest.fixture
-def cleanup() -> Iterator[list[object]]:
-    items: list[object] = []
-    yield items
-    for item in reversed(items):
-        if isinstance(item, BaseRelay):
-            item.close()
-        elif isinstance(item, LcusSim | ModbusSim):
-            item.stop()
 
 
 def test_lcus_frames() -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from gpiod.line import Direction, Edge
@@ -21,22 +20,12 @@ from drivers.relay.gpio import input_settings, output_settings
 from drivers.relay.lcus import LcusRelay, lcus_frame
 from drivers.relay.modbus_rtu import ModbusRtuRelay, fire_state
 from drivers.relay.protocol import InputEvent
-from drivers.relay.worker import BaseRelay
 
 FAST = RelayTiming(pass_delay_s=0.05, pass_width_s=0.08, door_hold_s=0.05)
 WIRED = {"pass_input": 0, "door_input": 1, "fire_input": 2, "exit_input": 3, "siren_coil": 1,
          "input_poll_s": 0.02, "fire_release_s": 0.5}
 
 
-@pytest.fixture
-def cleanup() -> Iterator[list[object]]:
-    items: list[object] = []
-    yield items
-    for item in reversed(items):
-        if isinstance(item, BaseRelay):
-            item.close()
-        elif isinstance(item, LcusSim | ModbusSim):
-            item.stop()
 
 
 def _board(cleanup: list[object], scenario: str = "no_pass") -> ModbusSim:

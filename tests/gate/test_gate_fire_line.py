@@ -6,7 +6,7 @@ turnstile locks once the fire release's hold has passed."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ from gate_helpers import camera_of, demo_root
 from support import gate_config as shared
 from support.wait import poll_until
 
-from drivers.emulators.relay import ModbusSim, RelayTiming
+from drivers.emulators.relay import ModbusSim
 from edge.config import load_config
 from edge.gate import Gate
 from edge.store import AlarmRecord
@@ -25,12 +25,6 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return demo_root(tmp_path_factory, "fire-line")
 
 
-@pytest.fixture
-def board() -> Iterator[ModbusSim]:
-    sim = ModbusSim("no_pass", timing=RelayTiming())
-    sim.start()
-    yield sim
-    sim.stop()
 
 
 def _config(prepared: Path, tmp: Path, sim: ModbusSim) -> Path:

@@ -8,7 +8,6 @@ not on a kind that is not configured; the normally-open schedule holds the turns
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from gate_helpers import camera_of, demo_root
 from support import gate_config as shared
 from support.wait import poll_until
 
-from drivers.emulators.relay import ModbusSim, RelayTiming
+from drivers.emulators.relay import ModbusSim
 from drivers.relay.modbus_rtu import ModbusRtuRelay
 from edge.config import load_config
 from edge.gate import Gate
@@ -32,12 +31,6 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return demo_root(tmp_path_factory, "safety")
 
 
-@pytest.fixture
-def board() -> Iterator[ModbusSim]:
-    sim = ModbusSim("no_pass", timing=RelayTiming())
-    sim.start()
-    yield sim
-    sim.stop()
 
 
 def _config(prepared: Path, tmp: Path, sim: ModbusSim, fresh: bool = True) -> Path:
